@@ -1,0 +1,1 @@
+"""graphgate clients: the Python SDK, the REST sidecar and the web console."""

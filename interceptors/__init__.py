@@ -1,0 +1,1 @@
+"""graphgate interceptors: one module per concern of the gRPC security chain."""

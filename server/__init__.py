@@ -1,0 +1,1 @@
+"""graphgate server: settings, assembly, stores, handlers, graph engine and CLI."""

@@ -1,0 +1,1 @@
+"""Thin gRPC servicers: transport to domain services, nothing more."""

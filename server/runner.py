@@ -1,0 +1,121 @@
+"""Runs one graphgate process: embedded servers, stores, the gRPC server, drain.
+
+``graphgate serve`` calls :func:`serve`. With no ``DATABASE_URL``,
+``VALKEY_URL`` or ``S3_ENDPOINT_URL`` the missing parts start embedded under
+the data directory and stop with the process (exit, SIGINT or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from graphgate.server.app import Dependencies, GraphgateServer
+from graphgate.server.audit import AuditLog
+from graphgate.server.embedded import EmbeddedEndpoints, EmbeddedStores
+from graphgate.server.errors import ConfigurationError
+from graphgate.server.lifecycle import open_stores
+from graphgate.server.settings import Settings
+
+_log = logging.getLogger("graphgate.runner")
+
+
+def check_data_dir(path: Path) -> None:
+    """Create the data directory if needed and prove it is writable."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(
+            [f"GRAPHGATE_DATA_DIR: {path} is not writable ({exc.strerror or exc})"]
+        ) from exc
+
+
+def resolve(settings: Settings, endpoints: EmbeddedEndpoints) -> Settings:
+    """``settings`` with the embedded servers' addresses filled in."""
+    resolved = settings
+    if endpoints.database_url:
+        resolved = dataclasses.replace(resolved, database_url=endpoints.database_url)
+    if endpoints.valkey_url:
+        resolved = dataclasses.replace(resolved, valkey_url=endpoints.valkey_url)
+    if endpoints.s3_endpoint_url:
+        resolved = dataclasses.replace(
+            resolved,
+            s3_endpoint_url=endpoints.s3_endpoint_url,
+            s3_access_key_id=endpoints.s3_access_key,
+            s3_secret_access_key=endpoints.s3_secret_key,
+        )
+    return resolved
+
+
+@contextmanager
+def embedded_stores(settings: Settings, *, postgres_only: bool = False) -> Iterator[Settings]:
+    """Start the embedded servers ``settings`` asks for; yield resolved settings."""
+    wanted = {
+        "postgres": settings.embedded_postgres,
+        "valkey": settings.embedded_valkey and not postgres_only,
+        "s3": settings.embedded_s3 and not postgres_only,
+    }
+    with EmbeddedStores(settings.data_dir / "embedded", **wanted) as stores:
+        endpoints = (
+            stores.start()
+            if any(wanted.values())
+            else EmbeddedEndpoints(None, None, None, None, None)
+        )
+        yield resolve(settings, endpoints)
+
+
+async def run_service(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then drain. ``settings`` must be resolved."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    audit = AuditLog(enabled=settings.security_audit_enabled)
+    async with open_stores(settings, create_bucket=settings.s3_endpoint_url is not None) as stores:
+        server = GraphgateServer(Dependencies(settings=settings, stores=stores, audit=audit))
+        await server.start(settings.grpc_listen)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        _log.info("draining (grace %.1fs)", settings.shutdown_grace_seconds)
+        await server.drain(
+            pause=settings.drain_pause_seconds, grace=settings.shutdown_grace_seconds
+        )
+    _log.info("stopped")
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    # uvloop saves about 15 % of CPU per call; plain asyncio works too.
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return None
+    return uvloop.new_event_loop
+
+
+def _raise_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def serve(settings: Settings) -> None:
+    """Run graphgate in this process until it is told to stop."""
+    check_data_dir(settings.data_dir)
+    # Until the event loop takes over, turn SIGTERM into an exception so the
+    # embedded servers started so far are stopped on the way out.
+    signal.signal(signal.SIGTERM, _raise_exit)
+    with (
+        embedded_stores(settings) as resolved,
+        asyncio.Runner(loop_factory=_loop_factory()) as runner,
+    ):
+        runner.run(run_service(resolved))
+    _log.info("graphgate exited (pid %d)", os.getpid())

@@ -1,0 +1,1 @@
+"""Stores: every SQL statement, Valkey key and engine call lives here."""

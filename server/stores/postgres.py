@@ -1,0 +1,83 @@
+"""PostgreSQL: the connection pool and the ordered schema migrations.
+
+Migrations are the numbered ``migrations/NNNN_name.sql`` files, applied in
+order, each in its own transaction, under an advisory lock so that several
+replicas starting at once apply each file exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from graphgate.server.errors import StoreUnavailable
+
+#: A connection, pooled or not.
+Connection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+
+_log = logging.getLogger("graphgate.stores.postgres")
+#: Arbitrary constant: the advisory lock id that serialises migrations.
+_MIGRATION_LOCK = 0x67726170
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema migration file."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def migrations() -> list[Migration]:
+    """Every migration shipped with graphgate, in order."""
+    folder = resources.files("graphgate.server.stores") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        version, _, rest = entry.name.partition("_")
+        found.append(Migration(int(version), rest.removesuffix(".sql"), entry.read_text()))
+    return sorted(found, key=lambda m: m.version)
+
+
+async def apply_migrations(conn: Connection) -> list[int]:
+    """Apply the migrations ``conn``'s database lacks; returns the versions applied."""
+    applied: list[int] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for migration in migrations():
+            if migration.version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+            _log.info("applied migration %04d_%s", migration.version, migration.name)
+            applied.append(migration.version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied
+
+
+async def connect_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """Open a pool; raises :class:`StoreUnavailable` with a one-line reason."""
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise StoreUnavailable(detail=f"PostgreSQL: {exc}") from exc
+    assert pool is not None  # noqa: S101 - create_pool returns None only without awaiting
+    return pool

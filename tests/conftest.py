@@ -1,0 +1,99 @@
+"""Shared fixtures: real embedded stores and real graphgate servers.
+
+The embedded PostgreSQL, Valkey and SeaweedFS start once per test session
+under a temporary data directory; each server fixture runs the production
+chain on a loopback port and is reached through a real gRPC channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc import aio
+
+from graphgate.server.app import Dependencies, GraphgateServer
+from graphgate.server.audit import AuditLog
+from graphgate.server.embedded import EmbeddedEndpoints, EmbeddedStores
+from graphgate.server.lifecycle import Stores, open_stores
+from graphgate.server.runner import resolve
+from graphgate.server.settings import Settings
+
+#: A test-only signing key (never a production value: C21 refuses it there).
+TEST_JWT_SECRET = "test-only-jwt-signing-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("graphgate-data")
+
+
+@pytest.fixture(scope="session")
+def embedded(data_dir: Path) -> Iterator[EmbeddedStores]:
+    stores = EmbeddedStores(data_dir, postgres=True, valkey=True, s3=True)
+    try:
+        yield stores
+    finally:
+        stores.stop()
+
+
+@pytest.fixture(scope="session")
+def endpoints(embedded: EmbeddedStores) -> EmbeddedEndpoints:
+    return embedded.start()
+
+
+@pytest.fixture(scope="session")
+def settings(endpoints: EmbeddedEndpoints, data_dir: Path) -> Settings:
+    base = Settings(
+        data_dir=data_dir,
+        grpc_listen="127.0.0.1:0",
+        jwt_secret_key=TEST_JWT_SECRET,
+        # Cost 4 keeps the suite fast; tests of the default cost build their own.
+        bcrypt_rounds=4,
+        api_key_bcrypt_rounds=4,
+        drain_pause_seconds=0.0,
+        shutdown_grace_seconds=2.0,
+    )
+    return resolve(base, endpoints)
+
+
+@pytest.fixture(scope="session")
+async def stores(settings: Settings) -> AsyncIterator[Stores]:
+    async with open_stores(settings, create_bucket=True) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def audit_log() -> AuditLog:
+    return AuditLog(enabled=True)
+
+
+@pytest.fixture(scope="session")
+async def server(
+    settings: Settings, stores: Stores, audit_log: AuditLog
+) -> AsyncIterator[GraphgateServer]:
+    instance = GraphgateServer(Dependencies(settings=settings, stores=stores, audit=audit_log))
+    await instance.start("127.0.0.1:0")
+    yield instance
+    await instance.drain(pause=0, grace=1)
+
+
+@pytest.fixture
+async def channel(server: GraphgateServer) -> AsyncIterator[aio.Channel]:
+    async with aio.insecure_channel(f"127.0.0.1:{server.port}") as opened:
+        yield opened
+
+
+def with_settings(settings: Settings, **changes: object) -> Settings:
+    """A copy of ``settings`` with some fields changed."""
+    return dataclasses.replace(settings, **changes)
+
+
+def status_of(error: grpc.RpcError) -> grpc.StatusCode:
+    """The status code of a failed call (typed helper for tests)."""
+    code = error.code()  # type: ignore[attr-defined]
+    assert isinstance(code, grpc.StatusCode)
+    return code
