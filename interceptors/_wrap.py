@@ -26,9 +26,10 @@ from grpc import aio
 from graphgate.interceptors.selector import Selector, every_method
 
 #: The servicer context of any call.
-Context: TypeAlias = aio.ServicerContext[Any, Any]
-_Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
-_Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]]
+Context: TypeAlias = "aio.ServicerContext[Any, Any]"
+# Quoted: grpcio's classes are generic only in their type stubs.
+_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+_Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]]"
 
 
 class Link(aio.ServerInterceptor):
@@ -55,9 +56,7 @@ class Link(aio.ServerInterceptor):
         return wrap_handler(handler, self, handler_call_details.method)
 
 
-def wrap_handler(
-    handler: _Handler, link: Link, full_method: str
-) -> _Handler:
+def wrap_handler(handler: _Handler, link: Link, full_method: str) -> _Handler:
     """Return ``handler`` with ``link``'s hooks around its behaviour."""
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(

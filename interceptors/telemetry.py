@@ -40,6 +40,12 @@ def _metadata_value(metadata: Any, key: str) -> str | None:
     return None
 
 
+def _forwarded_for(metadata: Any) -> str | None:
+    # Several X-Forwarded-For headers are one list, in order (RFC 7239 style).
+    values = [v for k, v in metadata or () if k == "x-forwarded-for" and isinstance(v, str)]
+    return ", ".join(values) if values else None
+
+
 class TelemetryInterceptor(Link):
     """Creates the call state, the request id and the call's span."""
 
@@ -59,9 +65,7 @@ class TelemetryInterceptor(Link):
             full_method=full_method,
             method=lookup(full_method),
             peer=peer,
-            client_ip=client_ip(
-                peer, _metadata_value(metadata, "x-forwarded-for"), self._trusted_proxies
-            ),
+            client_ip=client_ip(peer, _forwarded_for(metadata), self._trusted_proxies),
             user_agent=_metadata_value(metadata, "user-agent") or "",
             response_metadata=[("x-request-id", request_id)],
         )

@@ -9,59 +9,71 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from graphgate.interceptors.audit import AuditInterceptor
+from graphgate.interceptors.authentication import AuthenticationInterceptor
 from graphgate.interceptors.errors import ErrorsInterceptor
+from graphgate.interceptors.fingerprint import FingerprintInterceptor
+from graphgate.interceptors.rate_limit import RateLimitInterceptor
 from graphgate.interceptors.telemetry import TelemetryInterceptor
 from graphgate.interceptors.validation import ValidationInterceptor
-from graphgate.server.audit import AuditLog
+from graphgate.server.assembly import Services
 from graphgate.server.contract import service_descriptors
 from graphgate.server.errors import ConfigurationError
+from graphgate.server.handlers.auth import AuthServicer
+from graphgate.server.handlers.keys import ApiKeyServicer
 from graphgate.server.handlers.registry import service_handlers
-from graphgate.server.lifecycle import Stores
-from graphgate.server.settings import Settings
 
 _log = logging.getLogger("graphgate.server")
 
 
-@dataclass(frozen=True, slots=True)
-class Dependencies:
-    """What the chain and the servicers are built from."""
-
-    settings: Settings
-    stores: Stores
-    audit: AuditLog
-
-
-def interceptor_chain(deps: Dependencies) -> list[aio.ServerInterceptor]:
+def interceptor_chain(services: Services) -> list[aio.ServerInterceptor]:
     """The security chain, outermost first (DESIGN.md, "Interceptor chain")."""
-    settings = deps.settings
-    return [
+    settings = services.settings
+    audit = services.audit
+    rate_policy = services.rate_policy if settings.rate_limit_enabled else None
+    chain: list[aio.ServerInterceptor] = [
         TelemetryInterceptor(trusted_proxies=settings.trusted_proxies),
-        AuditInterceptor(audit_log=deps.audit),
+        AuditInterceptor(audit_log=audit),
         ErrorsInterceptor(),
-        ValidationInterceptor(),
+        AuthenticationInterceptor(authenticator=services.authenticator, rate_policy=rate_policy),
+        FingerprintInterceptor(audit_log=audit),
     ]
+    if rate_policy is not None:
+        chain.append(
+            RateLimitInterceptor(
+                policy=rate_policy,
+                gate=services.gate,
+                breaker=services.breaker,
+                local=services.local_limiter,
+                address_digest=services.address_digest,
+                audit_log=audit,
+            )
+        )
+    chain.append(ValidationInterceptor())
+    return chain
 
 
-def servicers(deps: Dependencies) -> dict[str, object]:
+def servicers(services: Services) -> dict[str, object]:
     """The servicer of each contract service that has landed, by service name."""
-    return {}
+    return {
+        "graphgate.v1.AuthService": AuthServicer(services.accounts),
+        "graphgate.v1.ApiKeyService": ApiKeyServicer(services.api_keys),
+    }
 
 
 class GraphgateServer:
     """One grpc.aio server with graphgate's chain, health and reflection."""
 
-    def __init__(self, deps: Dependencies) -> None:
-        settings = deps.settings
-        self._deps = deps
+    def __init__(self, services: Services) -> None:
+        settings = services.settings
+        self.services = services
         self._server = aio.server(
-            interceptors=interceptor_chain(deps),
+            interceptors=interceptor_chain(services),
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -72,7 +84,7 @@ class GraphgateServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        self._server.add_generic_rpc_handlers(service_handlers(servicers(deps)))
+        self._server.add_generic_rpc_handlers(service_handlers(servicers(services)))
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._service_names = [s.full_name for s in service_descriptors()]

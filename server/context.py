@@ -13,6 +13,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from graphgate.server.contract import MethodInfo
+from graphgate.server.errors import Unauthenticated
+from graphgate.server.stores.gate import GateResult
 
 
 class PrincipalKind(enum.Enum):
@@ -31,19 +33,16 @@ class Principal:
     user_id: str
     email: str = ""
     tier: str = "free"
-    #: For API keys: the key's id.
+    #: For API keys: the key's id and its public lookup id (which names the
+    #: key's rate-limit bucket, in the same cluster slot as its cache entry).
     api_key_id: str | None = None
-    #: For JWTs: the token's id, expiry (epoch seconds) and device fingerprint.
+    key_lookup_id: str | None = None
+    #: For JWTs: the token's id, issue and expiry times (epoch seconds) and
+    #: the device fingerprint of a browser session.
     token_id: str | None = None
+    token_issued_at: float | None = None
     token_expires_at: float | None = None
     fingerprint: str | None = None
-
-    @property
-    def rate_identity(self) -> str:
-        """The rate-limit identity: a verified API key, else the user (C17)."""
-        if self.api_key_id is not None:
-            return f"key:{self.api_key_id}"
-        return f"user:{self.user_id}"
 
 
 @dataclass(slots=True)
@@ -64,6 +63,8 @@ class CallState:
     #: Metadata to return to the client: initial metadata on success,
     #: trailing metadata on failure.
     response_metadata: list[tuple[str, str]] = field(default_factory=list)
+    #: The rate-limit decision, when the authentication gate already counted the call.
+    rate_decision: GateResult | None = None
     #: The error that ended the call, as the errors link saw it.
     error: BaseException | None = None
     #: True once an audit event was written for this call, so the audit link
@@ -85,6 +86,14 @@ def current_call() -> CallState:
 def current_call_or_none() -> CallState | None:
     """The state of the call being served, or None outside a call."""
     return _current.get()
+
+
+def current_principal() -> Principal:
+    """The verified caller of the current call; raises Unauthenticated if none."""
+    state = _current.get()
+    if state is None or state.principal is None:
+        raise Unauthenticated(reason="CREDENTIALS_MISSING")
+    return state.principal
 
 
 def begin_call(state: CallState) -> None:

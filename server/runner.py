@@ -18,11 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from graphgate.server.app import Dependencies, GraphgateServer
+from graphgate.server.app import GraphgateServer
+from graphgate.server.assembly import build_services
 from graphgate.server.audit import AuditLog
 from graphgate.server.embedded import EmbeddedEndpoints, EmbeddedStores
 from graphgate.server.errors import ConfigurationError
 from graphgate.server.lifecycle import open_stores
+from graphgate.server.local_secrets import with_local_secrets
 from graphgate.server.settings import Settings
 
 _log = logging.getLogger("graphgate.runner")
@@ -82,7 +84,8 @@ async def run_service(settings: Settings, *, ready: asyncio.Event | None = None)
         loop.add_signal_handler(sig, stop.set)
     audit = AuditLog(enabled=settings.security_audit_enabled)
     async with open_stores(settings, create_bucket=settings.s3_endpoint_url is not None) as stores:
-        server = GraphgateServer(Dependencies(settings=settings, stores=stores, audit=audit))
+        services = build_services(settings, stores, audit)
+        server = GraphgateServer(services)
         await server.start(settings.grpc_listen)
         if ready is not None:
             ready.set()
@@ -91,6 +94,7 @@ async def run_service(settings: Settings, *, ready: asyncio.Event | None = None)
         await server.drain(
             pause=settings.drain_pause_seconds, grace=settings.shutdown_grace_seconds
         )
+        await services.aclose()
     _log.info("stopped")
 
 
@@ -113,6 +117,7 @@ def serve(settings: Settings) -> None:
     # Until the event loop takes over, turn SIGTERM into an exception so the
     # embedded servers started so far are stopped on the way out.
     signal.signal(signal.SIGTERM, _raise_exit)
+    settings = with_local_secrets(settings)
     with (
         embedded_stores(settings) as resolved,
         asyncio.Runner(loop_factory=_loop_factory()) as runner,

@@ -79,6 +79,10 @@ class Settings:
     operator_api_key: str | None = field(default=None, repr=False)
     backup_encryption_keys: tuple[str, ...] = field(default=(), repr=False)
 
+    #: Replicas sharing Valkey: while Valkey is down each enforces limit / replicas.
+    replicas: int = 1
+    rate_limits: str = ""
+
     max_message_bytes: int = 8 * 1024 * 1024
     max_concurrent_rpcs: int = 1000
     shutdown_grace_seconds: float = 10.0
@@ -183,6 +187,13 @@ def _hours_to_seconds(raw: str) -> int:
     return round(_positive_float(raw) * 3600)
 
 
+def _rate_limits(raw: str) -> str:
+    from graphgate.server.services.rate_limits import parse_windows
+
+    parse_windows(raw)
+    return raw
+
+
 def _log_level(raw: str) -> str:
     value = raw.strip().upper()
     if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -220,6 +231,8 @@ _SETTINGS: dict[str, tuple[str, _Parser]] = {
     "TRUSTED_PROXIES": ("trusted_proxies", _networks),
     "OPERATOR_API_KEY": ("operator_api_key", str),
     "BACKUP_ENCRYPTION_KEYS": ("backup_encryption_keys", _keys),
+    "GRAPHGATE_REPLICAS": ("replicas", _positive_int),
+    "GRAPHGATE_RATE_LIMITS": ("rate_limits", _rate_limits),
     "GRAPHGATE_MAX_MESSAGE_BYTES": ("max_message_bytes", _positive_int),
     "GRAPHGATE_MAX_CONCURRENT_RPCS": ("max_concurrent_rpcs", _positive_int),
     "GRAPHGATE_SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", _positive_float),

@@ -15,7 +15,8 @@ import grpc
 import pytest
 from grpc import aio
 
-from graphgate.server.app import Dependencies, GraphgateServer
+from graphgate.server.app import GraphgateServer
+from graphgate.server.assembly import Services, build_services
 from graphgate.server.audit import AuditLog
 from graphgate.server.embedded import EmbeddedEndpoints, EmbeddedStores
 from graphgate.server.lifecycle import Stores, open_stores
@@ -72,11 +73,24 @@ def audit_log() -> AuditLog:
 
 
 @pytest.fixture(scope="session")
-async def server(
+async def services(
     settings: Settings, stores: Stores, audit_log: AuditLog
-) -> AsyncIterator[GraphgateServer]:
-    instance = GraphgateServer(Dependencies(settings=settings, stores=stores, audit=audit_log))
+) -> AsyncIterator[Services]:
+    built = build_services(settings, stores, audit_log)
+    yield built
+    await built.aclose()
+
+
+async def start_server(services: Services) -> GraphgateServer:
+    """A server with the production chain on a free loopback port."""
+    instance = GraphgateServer(services)
     await instance.start("127.0.0.1:0")
+    return instance
+
+
+@pytest.fixture(scope="session")
+async def server(services: Services) -> AsyncIterator[GraphgateServer]:
+    instance = await start_server(services)
     yield instance
     await instance.drain(pause=0, grace=1)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from importlib import resources
+from typing import TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -17,7 +18,9 @@ from asyncpg.pool import PoolConnectionProxy
 from graphgate.server.errors import StoreUnavailable
 
 #: A connection, pooled or not.
-Connection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+Connection: TypeAlias = (
+    "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+)
 
 _log = logging.getLogger("graphgate.stores.postgres")
 #: Arbitrary constant: the advisory lock id that serialises migrations.

@@ -16,11 +16,9 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from graphgate.server import app
-from graphgate.server.app import Dependencies, GraphgateServer
-from graphgate.server.audit import AuditLog
+from graphgate.server.app import GraphgateServer
+from graphgate.server.assembly import Services
 from graphgate.server.errors import NotFound
-from graphgate.server.lifecycle import Stores
-from graphgate.server.settings import Settings
 from graphgate.v1 import auth_pb2, auth_pb2_grpc
 from tests.conftest import status_of
 
@@ -46,13 +44,11 @@ class MisbehavingAuth:
 
 @pytest.fixture
 async def misbehaving(
-    settings: Settings, stores: Stores, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[GraphgateServer, MisbehavingAuth]]:
     servicer = MisbehavingAuth()
-    monkeypatch.setattr(app, "servicers", lambda deps: {"graphgate.v1.AuthService": servicer})
-    instance = GraphgateServer(
-        Dependencies(settings=settings, stores=stores, audit=AuditLog(enabled=False))
-    )
+    monkeypatch.setattr(app, "servicers", lambda _: {"graphgate.v1.AuthService": servicer})
+    instance = GraphgateServer(services)
     await instance.start("127.0.0.1:0")
     yield instance, servicer
     await instance.drain(pause=0, grace=0.5)

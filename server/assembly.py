@@ -1,0 +1,149 @@
+"""Builds the domain services from settings and open stores.
+
+Everything a server needs besides the chain itself is constructed here, once,
+so that handlers and interceptors receive ready objects through their
+constructors and nothing reads settings on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
+from graphgate.server.lifecycle import Stores
+from graphgate.server.services.accounts import AccountService
+from graphgate.server.services.api_keys import ApiKeyService
+from graphgate.server.services.authentication import Authenticator
+from graphgate.server.services.brute_force import BruteForceGuard
+from graphgate.server.services.captcha import CaptchaPolicy, TurnstileVerifier
+from graphgate.server.services.passwords import PasswordHasher, PasswordPolicy
+from graphgate.server.services.rate_limits import (
+    BreakerState,
+    CircuitBreaker,
+    LocalRateLimiter,
+    RateLimitPolicy,
+    parse_windows,
+)
+from graphgate.server.services.tokens import TokenService
+from graphgate.server.settings import Settings
+from graphgate.server.stores.api_keys import ApiKeyStore
+from graphgate.server.stores.auth_failures import ValkeyAuthFailureStore, identity_digest
+from graphgate.server.stores.gate import GateStore
+from graphgate.server.stores.users import UserStore
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The domain services and what the chain needs from them."""
+
+    settings: Settings
+    stores: Stores
+    audit: AuditLog
+    gate: GateStore
+    accounts: AccountService
+    api_keys: ApiKeyService
+    authenticator: Authenticator
+    rate_policy: RateLimitPolicy
+    breaker: CircuitBreaker
+    local_limiter: LocalRateLimiter
+    identity_secret: bytes
+    password_hasher: PasswordHasher
+    key_hasher: PasswordHasher
+    captcha: TurnstileVerifier | None
+
+    def address_digest(self, address: str) -> str:
+        """A keyed digest of a client address (never stored or logged in clear)."""
+        return identity_digest("i", address, secret=self.identity_secret).hexdigest[:32]
+
+    async def aclose(self) -> None:
+        """Release thread pools and HTTP clients."""
+        self.password_hasher.close()
+        self.key_hasher.close()
+        if self.captcha is not None:
+            await self.captcha.aclose()
+
+
+def identity_secret(settings: Settings) -> bytes:
+    """The key of the digests that stand for IPs and emails in Valkey.
+
+    Derived from the JWT signing key so every replica agrees without another
+    setting; a separate derivation keeps the two uses independent.
+    """
+    base = (settings.jwt_secret_key or "").encode()
+    return hmac.new(base, b"graphgate identity digests v1", hashlib.sha256).digest()
+
+
+def build_services(settings: Settings, stores: Stores, audit: AuditLog) -> Services:
+    """Construct every domain service for one server process."""
+    if not settings.jwt_secret_key:
+        raise ValueError("a JWT signing key must be resolved before building services")
+    secret = identity_secret(settings)
+    gate = GateStore(stores.valkey)
+    users = UserStore(stores.postgres)
+    keys = ApiKeyStore(stores.postgres)
+
+    def breaker_changed(state: BreakerState) -> None:
+        audit.emit(
+            AuditEventType.SERVICE_DEGRADED,
+            risk=RiskLevel.HIGH if state is BreakerState.OPEN else RiskLevel.LOW,
+            outcome=state.value,
+            reason="Valkey circuit breaker " + state.value,
+        )
+
+    breaker = CircuitBreaker(on_change=breaker_changed)
+    password_hasher = PasswordHasher(cost=settings.bcrypt_rounds)
+    key_hasher = PasswordHasher(cost=settings.api_key_bcrypt_rounds)
+    tokens = TokenService(
+        signing_keys=[settings.jwt_secret_key],
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        lifetime_seconds=settings.jwt_expiry_seconds,
+    )
+    captcha = (
+        TurnstileVerifier(settings.turnstile_secret_key or "", settings.turnstile_verify_url)
+        if settings.captcha_enabled
+        else None
+    )
+    guard = BruteForceGuard(ValkeyAuthFailureStore(stores.valkey), identity_secret=secret)
+    accounts = AccountService(
+        users=users,
+        keys=keys,
+        gate=gate,
+        tokens=tokens,
+        hasher=password_hasher,
+        guard=guard,
+        captcha_policy=CaptchaPolicy(
+            enabled=settings.captcha_enabled, mode=settings.captcha_mode.value
+        ),
+        captcha_verifier=captcha,
+        policy=PasswordPolicy(),
+        audit=audit,
+        refresh_grace_seconds=settings.refresh_grace_seconds,
+    )
+    authenticator = Authenticator(
+        tokens=tokens,
+        gate=gate,
+        users=users,
+        keys=keys,
+        key_hasher=key_hasher,
+        breaker=breaker,
+        audit=audit,
+    )
+    return Services(
+        settings=settings,
+        stores=stores,
+        audit=audit,
+        gate=gate,
+        accounts=accounts,
+        api_keys=ApiKeyService(keys=keys, gate=gate, hasher=key_hasher, audit=audit),
+        authenticator=authenticator,
+        rate_policy=RateLimitPolicy(windows=parse_windows(settings.rate_limits)),
+        breaker=breaker,
+        local_limiter=LocalRateLimiter(replicas=settings.replicas),
+        identity_secret=secret,
+        password_hasher=password_hasher,
+        key_hasher=key_hasher,
+        captcha=captcha,
+    )

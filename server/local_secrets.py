@@ -1,0 +1,35 @@
+"""Secrets a development install makes for itself, kept in the data directory.
+
+Production takes every secret from its settings (and refuses to start without
+them, C21). On a laptop, ``graphgate serve`` should just work: a missing JWT
+signing key is generated once and kept in ``<data_dir>/secrets/`` with mode
+0600, so sessions survive restarts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from pathlib import Path
+
+from graphgate.server.settings import Settings
+
+
+def _read_or_create(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def with_local_secrets(settings: Settings) -> Settings:
+    """``settings`` with generated development secrets filled in where unset."""
+    if settings.is_production or settings.jwt_secret_key:
+        return settings
+    key = _read_or_create(settings.data_dir / "secrets" / "jwt-signing-key")
+    return dataclasses.replace(settings, jwt_secret_key=key)

@@ -1,0 +1,1 @@
+"""Domain logic of graphgate: passwords, CAPTCHA, brute-force protection and friends."""
