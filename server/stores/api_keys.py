@@ -10,11 +10,6 @@ import asyncpg
 
 from graphgate.server.errors import NotFound
 
-_COLUMNS = (
-    "k.api_key_id, k.user_id, k.lookup_id, k.secret_hash, k.display_prefix, k.name, "
-    "k.description, k.created_at, k.expires_at, k.last_used_at, k.revoked_at"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ApiKeyRecord:
@@ -79,7 +74,9 @@ class ApiKeyStore:
         row = await self._pool.fetchrow(
             "INSERT INTO api_keys AS k (api_key_id, user_id, lookup_id, secret_hash, "
             "display_prefix, name, description, expires_at) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}",  # noqa: S608
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING k.api_key_id, k.user_id, "
+            "k.lookup_id, k.secret_hash, k.display_prefix, k.name, k.description, "
+            "k.created_at, k.expires_at, k.last_used_at, k.revoked_at",
             uuid.uuid4(),
             uuid.UUID(user_id),
             lookup_id,
@@ -95,7 +92,9 @@ class ApiKeyStore:
     async def list_for_user(self, user_id: str) -> list[ApiKeyRecord]:
         """The user's keys, newest first."""
         rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM api_keys k WHERE k.user_id = $1 "  # noqa: S608
+            "SELECT k.api_key_id, k.user_id, k.lookup_id, k.secret_hash, k.display_prefix, "
+            "k.name, k.description, k.created_at, k.expires_at, k.last_used_at, k.revoked_at "
+            "FROM api_keys k WHERE k.user_id = $1 "
             "ORDER BY k.created_at DESC",
             uuid.UUID(user_id),
         )
@@ -112,7 +111,9 @@ class ApiKeyStore:
     async def by_lookup_id(self, lookup_id: str) -> tuple[ApiKeyRecord, KeyOwner] | None:
         """A key and its owner, by the key's lookup id."""
         row = await self._pool.fetchrow(
-            f"SELECT {_COLUMNS}, u.email, u.tier, u.active FROM api_keys k "  # noqa: S608
+            "SELECT k.api_key_id, k.user_id, k.lookup_id, k.secret_hash, k.display_prefix, "
+            "k.name, k.description, k.created_at, k.expires_at, k.last_used_at, k.revoked_at, "
+            "u.email, u.tier, u.active FROM api_keys k "
             "JOIN users u ON u.user_id = k.user_id WHERE k.lookup_id = $1",
             lookup_id,
         )
@@ -124,7 +125,9 @@ class ApiKeyStore:
         """Revoke one of the user's keys; another user's key is NOT_FOUND."""
         row = await self._pool.fetchrow(
             "UPDATE api_keys AS k SET revoked_at = coalesce(k.revoked_at, now()) "
-            f"WHERE k.api_key_id = $1 AND k.user_id = $2 RETURNING {_COLUMNS}",  # noqa: S608
+            "WHERE k.api_key_id = $1 AND k.user_id = $2 RETURNING k.api_key_id, k.user_id, "
+            "k.lookup_id, k.secret_hash, k.display_prefix, k.name, k.description, "
+            "k.created_at, k.expires_at, k.last_used_at, k.revoked_at",
             uuid.UUID(api_key_id),
             uuid.UUID(user_id),
         )

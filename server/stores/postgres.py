@@ -18,9 +18,7 @@ from asyncpg.pool import PoolConnectionProxy
 from graphgate.server.errors import StoreUnavailable
 
 #: A connection, pooled or not.
-Connection: TypeAlias = (
-    "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
-)
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 _log = logging.getLogger("graphgate.stores.postgres")
 #: Arbitrary constant: the advisory lock id that serialises migrations.

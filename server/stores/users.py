@@ -10,8 +10,6 @@ import asyncpg
 
 from graphgate.server.errors import AlreadyExists, NotFound
 
-_COLUMNS = "user_id, email, name, password_hash, tier, active, tokens_valid_after, created_at"
-
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
@@ -51,8 +49,9 @@ class UserStore:
         """Insert an account; raises :class:`AlreadyExists` for a taken email."""
         try:
             row = await self._pool.fetchrow(
-                f"INSERT INTO users (user_id, email, name, password_hash) "  # noqa: S608
-                f"VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
+                "INSERT INTO users (user_id, email, name, password_hash) "
+                "VALUES ($1, $2, $3, $4) RETURNING user_id, email, name, password_hash, tier, "
+                "active, tokens_valid_after, created_at",
                 uuid.uuid4(),
                 email,
                 name,
@@ -69,7 +68,8 @@ class UserStore:
     async def by_email(self, email: str) -> UserRecord | None:
         """The account with ``email`` (case-insensitive), or None."""
         row = await self._pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM users WHERE lower(email) = lower($1)",  # noqa: S608
+            "SELECT user_id, email, name, password_hash, tier, active, tokens_valid_after, "
+            "created_at FROM users WHERE lower(email) = lower($1)",
             email,
         )
         return _record(row) if row else None
@@ -77,7 +77,8 @@ class UserStore:
     async def by_id(self, user_id: str) -> UserRecord | None:
         """The account with ``user_id``, or None."""
         row = await self._pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM users WHERE user_id = $1",  # noqa: S608
+            "SELECT user_id, email, name, password_hash, tier, active, tokens_valid_after, "
+            "created_at FROM users WHERE user_id = $1",
             uuid.UUID(user_id),
         )
         return _record(row) if row else None
@@ -99,8 +100,9 @@ class UserStore:
     ) -> UserRecord:
         """(De)activate an account; its earlier tokens end either way."""
         row = await self._pool.fetchrow(
-            f"UPDATE users SET active = $2, tokens_valid_after = $3, updated_at = now() "  # noqa: S608
-            f"WHERE lower(email) = lower($1) RETURNING {_COLUMNS}",
+            "UPDATE users SET active = $2, tokens_valid_after = $3, updated_at = now() "
+            "WHERE lower(email) = lower($1) RETURNING user_id, email, name, password_hash, "
+            "tier, active, tokens_valid_after, created_at",
             email,
             active,
             tokens_valid_after,
@@ -112,8 +114,9 @@ class UserStore:
     async def set_tier(self, email: str, tier: str) -> UserRecord:
         """Change an account's tier (free, pro, enterprise)."""
         row = await self._pool.fetchrow(
-            f"UPDATE users SET tier = $2, updated_at = now() "  # noqa: S608
-            f"WHERE lower(email) = lower($1) RETURNING {_COLUMNS}",
+            "UPDATE users SET tier = $2, updated_at = now() "
+            "WHERE lower(email) = lower($1) RETURNING user_id, email, name, password_hash, "
+            "tier, active, tokens_valid_after, created_at",
             email,
             tier,
         )
