@@ -52,6 +52,7 @@ def interceptor_chain(services: Services) -> list[aio.ServerInterceptor]:
                 local=services.local_limiter,
                 address_digest=services.address_digest,
                 audit_log=audit,
+                clock=services.clock,
             )
         )
     chain.append(ValidationInterceptor())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
@@ -49,6 +51,7 @@ class Services:
     breaker: CircuitBreaker
     local_limiter: LocalRateLimiter
     identity_secret: bytes
+    clock: Callable[[], float]
     password_hasher: PasswordHasher
     key_hasher: PasswordHasher
     captcha: TurnstileVerifier | None
@@ -75,8 +78,18 @@ def identity_secret(settings: Settings) -> bytes:
     return hmac.new(base, b"graphgate identity digests v1", hashlib.sha256).digest()
 
 
-def build_services(settings: Settings, stores: Stores, audit: AuditLog) -> Services:
-    """Construct every domain service for one server process."""
+def build_services(
+    settings: Settings,
+    stores: Stores,
+    audit: AuditLog,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Services:
+    """Construct every domain service for one server process.
+
+    ``clock`` (Unix seconds) drives brute-force windows and rate windows;
+    tests pass a fake one so that nothing sleeps for minutes.
+    """
     if not settings.jwt_secret_key:
         raise ValueError("a JWT signing key must be resolved before building services")
     secret = identity_secret(settings)
@@ -106,7 +119,9 @@ def build_services(settings: Settings, stores: Stores, audit: AuditLog) -> Servi
         if settings.captcha_enabled
         else None
     )
-    guard = BruteForceGuard(ValkeyAuthFailureStore(stores.valkey), identity_secret=secret)
+    guard = BruteForceGuard(
+        ValkeyAuthFailureStore(stores.valkey), identity_secret=secret, clock=clock
+    )
     accounts = AccountService(
         users=users,
         keys=keys,
@@ -141,8 +156,9 @@ def build_services(settings: Settings, stores: Stores, audit: AuditLog) -> Servi
         authenticator=authenticator,
         rate_policy=RateLimitPolicy(windows=parse_windows(settings.rate_limits)),
         breaker=breaker,
-        local_limiter=LocalRateLimiter(replicas=settings.replicas),
+        local_limiter=LocalRateLimiter(replicas=settings.replicas, clock=clock),
         identity_secret=secret,
+        clock=clock,
         password_hasher=password_hasher,
         key_hasher=key_hasher,
         captcha=captcha,

@@ -8,8 +8,11 @@ chain on a loopback port and is reached through a real gRPC channel.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -24,7 +27,7 @@ from graphgate.server.runner import resolve
 from graphgate.server.settings import Settings
 
 #: A test-only signing key (never a production value: C21 refuses it there).
-TEST_JWT_SECRET = "test-only-jwt-signing-key-0123456789abcdef"
+TEST_JWT_SECRET = "test-only-jwt-signing-key-" + "0123456789abcdef" * 4
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +59,9 @@ def settings(endpoints: EmbeddedEndpoints, data_dir: Path) -> Settings:
         bcrypt_rounds=4,
         api_key_bcrypt_rounds=4,
         drain_pause_seconds=0.0,
+        # Every test signs up from 127.0.0.1; the limits themselves are tested
+        # on servers of their own with the defaults.
+        rate_limits="register=1000000/3600,login=1000000/300,auth_other=1000000/60",
         shutdown_grace_seconds=2.0,
     )
     return resolve(base, endpoints)
@@ -104,6 +110,50 @@ async def channel(server: GraphgateServer) -> AsyncIterator[aio.Channel]:
 def with_settings(settings: Settings, **changes: object) -> Settings:
     """A copy of ``settings`` with some fields changed."""
     return dataclasses.replace(settings, **changes)
+
+
+class FakeClock:
+    """Unix time that only moves when a test says so."""
+
+    def __init__(self, start: float = 1_900_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@asynccontextmanager
+async def custom_server(
+    settings: Settings,
+    stores: Stores,
+    audit_log: AuditLog,
+    *,
+    clock: Callable[[], float] = time.time,
+    **changes: Any,
+) -> AsyncIterator[tuple[GraphgateServer, Services]]:
+    """A server with changed settings (and clock) on the shared stores."""
+    built = build_services(dataclasses.replace(settings, **changes), stores, audit_log, clock=clock)
+    instance = await start_server(built)
+    try:
+        yield instance, built
+    finally:
+        await instance.drain(pause=0, grace=1)
+        await built.aclose()
+
+
+@pytest.fixture
+async def second_server(
+    settings: Settings, stores: Stores, audit_log: AuditLog
+) -> AsyncIterator[GraphgateServer]:
+    """Another replica: its own process state, the same PostgreSQL and Valkey."""
+    built = build_services(settings, stores, audit_log)
+    instance = await start_server(built)
+    yield instance
+    await instance.drain(pause=0, grace=1)
+    await built.aclose()
 
 
 def status_of(error: grpc.RpcError) -> grpc.StatusCode:

@@ -17,7 +17,7 @@ class AuthServicer:
     def __init__(self, accounts: AccountService) -> None:
         self._accounts = accounts
 
-    async def Register(  # noqa: N802 - RPC names are the contract's
+    async def Register(
         self, request: auth_pb2.RegisterRequest, context: Any
     ) -> auth_pb2.RegisterResponse:
         signed_in = await self._accounts.register(
@@ -32,9 +32,7 @@ class AuthServicer:
             user=convert.user(signed_in.user), session=convert.session(signed_in.session)
         )
 
-    async def Login(  # noqa: N802
-        self, request: auth_pb2.LoginRequest, context: Any
-    ) -> auth_pb2.LoginResponse:
+    async def Login(self, request: auth_pb2.LoginRequest, context: Any) -> auth_pb2.LoginResponse:
         signed_in = await self._accounts.login(
             email=request.email,
             password=request.password,
@@ -46,25 +44,25 @@ class AuthServicer:
             user=convert.user(signed_in.user), session=convert.session(signed_in.session)
         )
 
-    async def Refresh(  # noqa: N802
+    async def Refresh(
         self, request: auth_pb2.RefreshRequest, context: Any
     ) -> auth_pb2.RefreshResponse:
         issued = await self._accounts.refresh(current_principal())
         return auth_pb2.RefreshResponse(session=convert.session(issued))
 
-    async def Logout(  # noqa: N802
+    async def Logout(
         self, request: auth_pb2.LogoutRequest, context: Any
     ) -> auth_pb2.LogoutResponse:
         await self._accounts.logout(current_principal())
         return auth_pb2.LogoutResponse()
 
-    async def GetCurrentUser(  # noqa: N802
+    async def GetCurrentUser(
         self, request: auth_pb2.GetCurrentUserRequest, context: Any
     ) -> auth_pb2.GetCurrentUserResponse:
         user = await self._accounts.current_user(current_principal())
         return auth_pb2.GetCurrentUserResponse(user=convert.user(user))
 
-    async def ChangePassword(  # noqa: N802
+    async def ChangePassword(
         self, request: auth_pb2.ChangePasswordRequest, context: Any
     ) -> auth_pb2.ChangePasswordResponse:
         issued = await self._accounts.change_password(
@@ -76,7 +74,7 @@ class AuthServicer:
         )
         return auth_pb2.ChangePasswordResponse(session=convert.session(issued))
 
-    async def GetPasswordPolicy(  # noqa: N802
+    async def GetPasswordPolicy(
         self, request: auth_pb2.GetPasswordPolicyRequest, context: Any
     ) -> auth_pb2.GetPasswordPolicyResponse:
         policy = self._accounts.password_policy
@@ -93,7 +91,7 @@ class AuthServicer:
             )
         )
 
-    async def CheckPassword(  # noqa: N802
+    async def CheckPassword(
         self, request: auth_pb2.CheckPasswordRequest, context: Any
     ) -> auth_pb2.CheckPasswordResponse:
         verdict = await self._accounts.check_password(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC as _UTC
 from typing import Any
 
-from graphgate.server.handlers import convert
 from graphgate.server.context import current_principal
+from graphgate.server.handlers import convert
 from graphgate.server.services.api_keys import ApiKeyService
 from graphgate.v1 import keys_pb2
 
@@ -17,7 +17,7 @@ class ApiKeyServicer:
     def __init__(self, keys: ApiKeyService) -> None:
         self._keys = keys
 
-    async def CreateApiKey(  # noqa: N802 - RPC names are the contract's
+    async def CreateApiKey(
         self, request: keys_pb2.CreateApiKeyRequest, context: Any
     ) -> keys_pb2.CreateApiKeyResponse:
         new = await self._keys.create(
@@ -30,19 +30,19 @@ class ApiKeyServicer:
         )
         return keys_pb2.CreateApiKeyResponse(api_key=new.secret, key=convert.api_key(new.record))
 
-    async def ListApiKeys(  # noqa: N802
+    async def ListApiKeys(
         self, request: keys_pb2.ListApiKeysRequest, context: Any
     ) -> keys_pb2.ListApiKeysResponse:
         records = await self._keys.list(current_principal())
         return keys_pb2.ListApiKeysResponse(keys=[convert.api_key(r) for r in records])
 
-    async def RevokeApiKey(  # noqa: N802
+    async def RevokeApiKey(
         self, request: keys_pb2.RevokeApiKeyRequest, context: Any
     ) -> keys_pb2.RevokeApiKeyResponse:
         await self._keys.revoke(current_principal(), request.api_key_id)
         return keys_pb2.RevokeApiKeyResponse()
 
-    async def RotateApiKey(  # noqa: N802
+    async def RotateApiKey(
         self, request: keys_pb2.RotateApiKeyRequest, context: Any
     ) -> keys_pb2.RotateApiKeyResponse:
         new = await self._keys.rotate(current_principal(), request.api_key_id)

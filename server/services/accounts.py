@@ -1,4 +1,4 @@
-"""Accounts: registration, sign-in, sessions and passwords (C1–C3, C6–C8).
+"""Accounts: registration, sign-in, sessions and passwords (C1-C3, C6-C8).
 
 Security: sign-in answers the same, in about the same time, for an unknown
 email and a wrong password (a dummy bcrypt runs for unknown emails). Every

@@ -118,7 +118,7 @@ class Authenticator:
         if result.status == "cold":
             await self._load_user_state(claims.user_id)
             result = await self._check_user(claims, rate)
-        self._refuse_bad_user_status(result.status)
+        self._refuse_bad_user_status(result.status, claims.user_id)
         principal = Principal(
             kind=PrincipalKind.USER,
             user_id=claims.user_id,
@@ -177,7 +177,7 @@ class Authenticator:
             self._breaker.failure()
             self._fail_closed(error.detail)
 
-    def _refuse_bad_user_status(self, status: str) -> None:
+    def _refuse_bad_user_status(self, status: str, user_id: str) -> None:
         if status == "ok":
             return
         if status == "reused":
@@ -186,6 +186,7 @@ class Authenticator:
                 risk=RiskLevel.HIGH,
                 outcome="refused",
                 reason="refreshed token used after its grace period: possible theft",
+                user_id=user_id,
             )
             raise Unauthenticated(reason="TOKEN_REVOKED")
         if status == "inactive":
@@ -203,6 +204,7 @@ class Authenticator:
             reason="issued before a password change or deactivation"
             if status == "stale"
             else "revoked",
+            user_id=user_id,
         )
         raise Unauthenticated(reason="TOKEN_REVOKED")
 

@@ -265,12 +265,18 @@ class PasswordHasher:
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bcrypt")
         self._slots = asyncio.Semaphore(concurrency)
         self._pending = 0  # running + waiting
+        self._calls = 0
         self._dummy = _dummy_hash(cost)
 
     @property
     def cost(self) -> int:
         """bcrypt cost of new hashes."""
         return self._cost
+
+    @property
+    def calls(self) -> int:
+        """bcrypt computations started so far (for metrics and tests)."""
+        return self._calls
 
     async def hash(self, password: str) -> str:
         """Return the bcrypt hash (``$2b$<cost>$…``, 60 ASCII characters) of ``password``.
@@ -345,6 +351,7 @@ class PasswordHasher:
         except BaseException:
             self._pending -= 1
             raise
+        self._calls += 1
         future = asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
         future.add_done_callback(self._finished)
         # Shielded: a caller that gives up (deadline, disconnect) must not free
