@@ -104,7 +104,10 @@ def generate(out: Path) -> None:
             *_protos(PROTO_ROOT),
         )
         _protoc(*common, *stubs, _VALIDATE)
-    for package in (out / "graphgate" / "v1", out / "buf", out / "buf" / "validate"):
+    packages = {p.parent for p in out.rglob("*_pb2.py")} | {out / "buf"}
+    for package in sorted(packages):
+        if package == out / "graphgate":
+            continue  # a namespace shared with graphgate.server and friends
         init = package / "__init__.py"
         if not init.exists():
             init.write_text('"""Generated protobuf stubs (do not edit)."""\n')

@@ -16,10 +16,10 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from graphgate.v1 import auth_pb2, graph_pb2, keys_pb2, policy_pb2, upload_pb2
+from graphgate.v1 import auth_pb2, graph_pb2, keys_pb2, operator_pb2, policy_pb2, upload_pb2
 
 #: The modules whose services graphgate serves.
-_SERVICE_MODULES = (auth_pb2, keys_pb2, graph_pb2, upload_pb2)
+_SERVICE_MODULES = (auth_pb2, keys_pb2, graph_pb2, upload_pb2, operator_pb2)
 
 #: Standard services we serve without a graphgate policy: they carry no user data.
 INFRASTRUCTURE_SERVICES = frozenset(
