@@ -19,6 +19,7 @@ from graphgate.interceptors.selector import Selector, contract_methods
 from graphgate.server.context import current_call
 from graphgate.server.errors import PermissionDenied, Unauthenticated
 from graphgate.server.services.authentication import Authenticator
+from graphgate.server.services.operator_access import OperatorAccess
 from graphgate.server.services.rate_limits import BY_ADDRESS, RateLimitPolicy
 from graphgate.v1 import policy_pb2
 
@@ -46,11 +47,13 @@ class AuthenticationInterceptor(Link):
         self,
         *,
         authenticator: Authenticator,
+        operators: OperatorAccess,
         rate_policy: RateLimitPolicy | None,
         selector: Selector = contract_methods,
     ) -> None:
         super().__init__(selector=selector)
         self._authenticator = authenticator
+        self._operators = operators
         self._rate_policy = rate_policy
 
     async def enter(self, request: Any, context: Context, full_method: str) -> None:
@@ -60,10 +63,10 @@ class AuthenticationInterceptor(Link):
             raise PermissionDenied(reason="NO_POLICY", detail=f"{full_method} has no policy")
         if method.access == policy_pb2.ACCESS_PUBLIC:
             return
-        if method.access == policy_pb2.ACCESS_OPERATOR:
-            # Operator calls are authenticated by the operator link.
-            return
         bearer, api_key = credentials(context.invocation_metadata())
+        if method.access == policy_pb2.ACCESS_OPERATOR:
+            call.principal = self._operators.authenticate(api_key)
+            return
         rate = None
         if self._rate_policy is not None:
             category = self._rate_policy.category(method.policy.rate_limit)

@@ -26,6 +26,7 @@ from graphgate.server.contract import service_descriptors
 from graphgate.server.errors import ConfigurationError
 from graphgate.server.handlers.auth import AuthServicer
 from graphgate.server.handlers.keys import ApiKeyServicer
+from graphgate.server.handlers.operator import OperatorServicer
 from graphgate.server.handlers.registry import service_handlers
 
 _log = logging.getLogger("graphgate.server")
@@ -40,7 +41,11 @@ def interceptor_chain(services: Services) -> list[aio.ServerInterceptor]:
         TelemetryInterceptor(trusted_proxies=settings.trusted_proxies),
         AuditInterceptor(audit_log=audit),
         ErrorsInterceptor(),
-        AuthenticationInterceptor(authenticator=services.authenticator, rate_policy=rate_policy),
+        AuthenticationInterceptor(
+            authenticator=services.authenticator,
+            operators=services.operators,
+            rate_policy=rate_policy,
+        ),
         FingerprintInterceptor(audit_log=audit),
     ]
     if rate_policy is not None:
@@ -64,6 +69,7 @@ def servicers(services: Services) -> dict[str, object]:
     return {
         "graphgate.v1.AuthService": AuthServicer(services.accounts),
         "graphgate.v1.ApiKeyService": ApiKeyServicer(services.api_keys),
+        "graphgate.v1.OperatorService": OperatorServicer(services.accounts, services.audit),
     }
 
 

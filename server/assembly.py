@@ -20,6 +20,7 @@ from graphgate.server.services.api_keys import ApiKeyService
 from graphgate.server.services.authentication import Authenticator
 from graphgate.server.services.brute_force import BruteForceGuard
 from graphgate.server.services.captcha import CaptchaPolicy, TurnstileVerifier
+from graphgate.server.services.operator_access import OperatorAccess
 from graphgate.server.services.passwords import PasswordHasher, PasswordPolicy
 from graphgate.server.services.rate_limits import (
     BreakerState,
@@ -47,6 +48,7 @@ class Services:
     accounts: AccountService
     api_keys: ApiKeyService
     authenticator: Authenticator
+    operators: OperatorAccess
     rate_policy: RateLimitPolicy
     breaker: CircuitBreaker
     local_limiter: LocalRateLimiter
@@ -154,6 +156,7 @@ def build_services(
         accounts=accounts,
         api_keys=ApiKeyService(keys=keys, gate=gate, hasher=key_hasher, audit=audit),
         authenticator=authenticator,
+        operators=OperatorAccess(operator_key=settings.operator_api_key, audit=audit),
         rate_policy=RateLimitPolicy(windows=parse_windows(settings.rate_limits)),
         breaker=breaker,
         local_limiter=LocalRateLimiter(replicas=settings.replicas, clock=clock),

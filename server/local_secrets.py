@@ -3,7 +3,8 @@
 Production takes every secret from its settings (and refuses to start without
 them, C21). On a laptop, ``graphgate serve`` should just work: a missing JWT
 signing key is generated once and kept in ``<data_dir>/secrets/`` with mode
-0600, so sessions survive restarts.
+0600, so sessions survive restarts; so is an operator API key, which the
+``graphgate users …`` commands read from the same place.
 """
 
 from __future__ import annotations
@@ -27,9 +28,21 @@ def _read_or_create(path: Path) -> str:
     return value
 
 
+def operator_key_path(data_dir: Path) -> Path:
+    """Where a development install keeps its generated operator API key."""
+    return data_dir / "secrets" / "operator-api-key"
+
+
 def with_local_secrets(settings: Settings) -> Settings:
-    """``settings`` with generated development secrets filled in where unset."""
-    if settings.is_production or settings.jwt_secret_key:
+    """``settings`` with generated development secrets filled in where unset:
+    the JWT signing key and the operator API key (the CLI reads the latter
+    from the same file)."""
+    if settings.is_production:
         return settings
-    key = _read_or_create(settings.data_dir / "secrets" / "jwt-signing-key")
-    return dataclasses.replace(settings, jwt_secret_key=key)
+    if not settings.jwt_secret_key:
+        key = _read_or_create(settings.data_dir / "secrets" / "jwt-signing-key")
+        settings = dataclasses.replace(settings, jwt_secret_key=key)
+    if not settings.operator_api_key:
+        key = _read_or_create(operator_key_path(settings.data_dir))
+        settings = dataclasses.replace(settings, operator_api_key=key)
+    return settings

@@ -8,6 +8,7 @@ chain on a loopback port and is reached through a real gRPC channel.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,8 @@ from graphgate.server.lifecycle import Stores, open_stores
 from graphgate.server.runner import resolve
 from graphgate.server.settings import Settings
 
+#: The operator key of the test servers.
+TEST_OPERATOR_KEY = "test-operator-key-" + "fedcba9876543210" * 2
 #: A test-only signing key (never a production value: C21 refuses it there).
 TEST_JWT_SECRET = "test-only-jwt-signing-key-" + "0123456789abcdef" * 4
 
@@ -55,6 +58,10 @@ def settings(endpoints: EmbeddedEndpoints, data_dir: Path) -> Settings:
         data_dir=data_dir,
         grpc_listen="127.0.0.1:0",
         jwt_secret_key=TEST_JWT_SECRET,
+        operator_api_key=TEST_OPERATOR_KEY,
+        # Tests may act as their own proxy (x-forwarded-for) to get a client
+        # address of their own; tests of untrusted peers build their own server.
+        trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),),
         # Cost 4 keeps the suite fast; tests of the default cost build their own.
         bcrypt_rounds=4,
         api_key_bcrypt_rounds=4,

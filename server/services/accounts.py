@@ -298,6 +298,16 @@ class AccountService:
         )
         return user
 
+    async def unblock_address(self, ip: str) -> None:
+        """Lift a brute-force block on a client address (operator)."""
+        await self._guard.unblock(ip)
+        self._audit.emit(
+            AuditEventType.BRUTE_FORCE_BLOCK,
+            risk=RiskLevel.MEDIUM,
+            outcome="lifted",
+            reason="operator unblock",
+        )
+
     async def set_tier(self, email: str, tier: str) -> UserRecord:
         """Change an account's tier; its limits change on the next call."""
         if tier not in TIERS:

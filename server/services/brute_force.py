@@ -284,6 +284,13 @@ class BruteForceGuard:
             ),
         )
 
+    async def unblock(self, ip: str) -> None:
+        """Forget an address's failures and lift its block, in the shared store
+        and in this process's fallback. Cost: one store round trip."""
+        ip_id, _ = self._identities(ip, "")
+        await self._fallback.forget_ip(ip_id)
+        await self._store.forget_ip(ip_id)
+
     # -- internals ---------------------------------------------------------
 
     def _now_ms(self) -> int:

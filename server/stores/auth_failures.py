@@ -161,6 +161,10 @@ class AuthFailureStore(Protocol):
         """End both streaks and remember the IP as known for the account."""
         ...
 
+    async def forget_ip(self, ip: IdentityDigest) -> None:
+        """Drop an IP's failures, streak and block (an operator's unblock)."""
+        ...
+
 
 def _ip_keys(ip: IdentityDigest) -> list[str]:
     tag = f"{_KEY_PREFIX}{{i.{ip.hexdigest}}}"
@@ -272,6 +276,13 @@ class ValkeyAuthFailureStore:
                 ],
             ),
         )
+
+    async def forget_ip(self, ip: IdentityDigest) -> None:
+        """Drop an IP's failures, streak and block (an operator's unblock)."""
+        try:
+            await asyncio.wait_for(self._client.delete(*_ip_keys(ip)), self._timeout)
+        except (ValkeyError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(detail=f"Valkey auth failures: {exc}") from exc
 
     async def _run(self, *calls: tuple[list[str], list[Any]]) -> list[Any]:
         try:
@@ -391,6 +402,10 @@ class MemoryAuthFailureStore:
         while len(account_state.known) > rules.max_known_ips:
             oldest = min(account_state.known, key=account_state.known.__getitem__)
             del account_state.known[oldest]
+
+    async def forget_ip(self, ip: IdentityDigest) -> None:
+        """Drop an IP's failures, streak and block."""
+        self._ips.pop(ip.hexdigest, None)
 
     def _ip(
         self, ip: IdentityDigest, now_ms: int, rules: FailureRules, *, create: bool

@@ -65,7 +65,7 @@ async def guarded(
     only the guard answers."""
     clock = FakeClock(start=1_900_000_000.0 + uuid.uuid4().int % 10_000_000)
     async with custom_server(
-        settings, stores, audit_log, clock=clock, rate_limit_enabled=False
+        settings, stores, audit_log, clock=clock, rate_limit_enabled=False, trusted_proxies=()
     ) as (server, services):
         async with aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             # Each test starts, and leaves, a clean record for 127.0.0.1.
