@@ -14,6 +14,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from graphgate.interceptors.admission import AdmissionInterceptor
 from graphgate.interceptors.audit import AuditInterceptor
 from graphgate.interceptors.authentication import AuthenticationInterceptor
 from graphgate.interceptors.errors import ErrorsInterceptor
@@ -41,6 +42,7 @@ def interceptor_chain(services: Services) -> list[aio.ServerInterceptor]:
         TelemetryInterceptor(trusted_proxies=settings.trusted_proxies),
         AuditInterceptor(audit_log=audit),
         ErrorsInterceptor(),
+        AdmissionInterceptor(controller=services.admission),
         AuthenticationInterceptor(
             authenticator=services.authenticator,
             operators=services.operators,
@@ -69,7 +71,9 @@ def servicers(services: Services) -> dict[str, object]:
     return {
         "graphgate.v1.AuthService": AuthServicer(services.accounts),
         "graphgate.v1.ApiKeyService": ApiKeyServicer(services.api_keys),
-        "graphgate.v1.OperatorService": OperatorServicer(services.accounts, services.audit),
+        "graphgate.v1.OperatorService": OperatorServicer(
+            services.accounts, services.audit, services.admission
+        ),
     }
 
 
@@ -109,6 +113,7 @@ class GraphgateServer:
         if self.port == 0:
             raise ConfigurationError([f"cannot listen on {address}: address in use?"])
         await self._server.start()
+        await self.services.admission.start()
         for name in ["", *self._service_names]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info("gRPC listening on %s", address)
@@ -123,6 +128,7 @@ class GraphgateServer:
         if pause > 0:
             await asyncio.sleep(pause)
         await self._server.stop(grace)
+        await self.services.admission.stop()
 
     async def wait(self) -> None:
         """Wait until the server has stopped."""

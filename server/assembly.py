@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
 from graphgate.server.lifecycle import Stores
 from graphgate.server.services.accounts import AccountService
+from graphgate.server.services.admission import AdmissionController, PressureSource
 from graphgate.server.services.api_keys import ApiKeyService
 from graphgate.server.services.authentication import Authenticator
 from graphgate.server.services.brute_force import BruteForceGuard
@@ -49,6 +50,7 @@ class Services:
     api_keys: ApiKeyService
     authenticator: Authenticator
     operators: OperatorAccess
+    admission: AdmissionController
     rate_policy: RateLimitPolicy
     breaker: CircuitBreaker
     local_limiter: LocalRateLimiter
@@ -86,11 +88,13 @@ def build_services(
     audit: AuditLog,
     *,
     clock: Callable[[], float] = time.time,
+    pressure: PressureSource | None = None,
 ) -> Services:
     """Construct every domain service for one server process.
 
     ``clock`` (Unix seconds) drives brute-force windows and rate windows;
-    tests pass a fake one so that nothing sleeps for minutes.
+    tests pass a fake one so that nothing sleeps for minutes. ``pressure``
+    replaces the process's memory and CPU readings for admission control.
     """
     if not settings.jwt_secret_key:
         raise ValueError("a JWT signing key must be resolved before building services")
@@ -147,6 +151,7 @@ def build_services(
         key_hasher=key_hasher,
         breaker=breaker,
         audit=audit,
+        clock=clock,
     )
     return Services(
         settings=settings,
@@ -157,6 +162,15 @@ def build_services(
         api_keys=ApiKeyService(keys=keys, gate=gate, hasher=key_hasher, audit=audit),
         authenticator=authenticator,
         operators=OperatorAccess(operator_key=settings.operator_api_key, audit=audit),
+        admission=AdmissionController(
+            source=pressure,
+            on_change=lambda shedding: audit.emit(
+                AuditEventType.SERVICE_DEGRADED,
+                risk=RiskLevel.HIGH if shedding else RiskLevel.LOW,
+                outcome="shedding" if shedding else "admitting",
+                reason="admission control",
+            ),
+        ),
         rate_policy=RateLimitPolicy(windows=parse_windows(settings.rate_limits)),
         breaker=breaker,
         local_limiter=LocalRateLimiter(replicas=settings.replicas, clock=clock),

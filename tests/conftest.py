@@ -25,6 +25,7 @@ from graphgate.server.audit import AuditLog
 from graphgate.server.embedded import EmbeddedEndpoints, EmbeddedStores
 from graphgate.server.lifecycle import Stores, open_stores
 from graphgate.server.runner import resolve
+from graphgate.server.services.admission import PressureSource
 from graphgate.server.settings import Settings
 
 #: The operator key of the test servers.
@@ -139,10 +140,13 @@ async def custom_server(
     audit_log: AuditLog,
     *,
     clock: Callable[[], float] = time.time,
+    pressure: PressureSource | None = None,
     **changes: Any,
 ) -> AsyncIterator[tuple[GraphgateServer, Services]]:
-    """A server with changed settings (and clock) on the shared stores."""
-    built = build_services(dataclasses.replace(settings, **changes), stores, audit_log, clock=clock)
+    """A server with changed settings (clock, pressure source) on the shared stores."""
+    built = build_services(
+        dataclasses.replace(settings, **changes), stores, audit_log, clock=clock, pressure=pressure
+    )
     instance = await start_server(built)
     try:
         yield instance, built

@@ -6,17 +6,69 @@ import json
 from typing import Any
 
 from graphgate.server.audit import AuditLog
+from graphgate.server.errors import FieldViolation, InvalidArgument
 from graphgate.server.handlers import convert
 from graphgate.server.services.accounts import AccountService
+from graphgate.server.services.admission import AdmissionController
 from graphgate.v1 import operator_pb2
 
 
 class OperatorServicer:
     """Serves graphgate.v1.OperatorService."""
 
-    def __init__(self, accounts: AccountService, audit: AuditLog) -> None:
+    def __init__(
+        self, accounts: AccountService, audit: AuditLog, admission: AdmissionController
+    ) -> None:
         self._accounts = accounts
         self._audit = audit
+        self._admission = admission
+
+    def _thresholds(self) -> operator_pb2.AdmissionThresholds:
+        t = self._admission.thresholds
+        return operator_pb2.AdmissionThresholds(
+            memory_start_bytes=t.memory_start_bytes,
+            memory_stop_bytes=t.memory_stop_bytes,
+            cpu_start_percent=t.cpu_start_percent,
+            cpu_stop_percent=t.cpu_stop_percent,
+            inflight_start=t.inflight_start,
+            inflight_stop=t.inflight_stop,
+            per_graph_inflight=t.per_graph_inflight,
+        )
+
+    async def GetAdmission(
+        self, request: operator_pb2.GetAdmissionRequest, context: Any
+    ) -> operator_pb2.GetAdmissionResponse:
+        controller = self._admission
+        return operator_pb2.GetAdmissionResponse(
+            shedding=controller.shedding,
+            inflight=controller.inflight,
+            memory_bytes=controller.pressure.memory_bytes,
+            cpu_percent=controller.pressure.cpu_percent,
+            shed_total=controller.shed_total,
+            thresholds=self._thresholds(),
+        )
+
+    async def SetAdmissionThresholds(
+        self, request: operator_pb2.SetAdmissionThresholdsRequest, context: Any
+    ) -> operator_pb2.SetAdmissionThresholdsResponse:
+        t = request.thresholds
+        try:
+            self._admission.update(
+                memory_start_bytes=t.memory_start_bytes,
+                memory_stop_bytes=t.memory_stop_bytes,
+                cpu_start_percent=t.cpu_start_percent,
+                cpu_stop_percent=t.cpu_stop_percent,
+                inflight_start=t.inflight_start,
+                inflight_stop=t.inflight_stop,
+                per_graph_inflight=t.per_graph_inflight,
+            )
+        except ValueError as exc:
+            raise InvalidArgument(
+                public_message=str(exc),
+                reason="INCONSISTENT_THRESHOLDS",
+                violations=[FieldViolation("thresholds", str(exc))],
+            ) from exc
+        return operator_pb2.SetAdmissionThresholdsResponse(thresholds=self._thresholds())
 
     async def DeactivateUser(
         self, request: operator_pb2.DeactivateUserRequest, context: Any

@@ -279,3 +279,158 @@ class ListSecurityEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListSecurityEventsResponse: _TypeAlias = ListSecurityEventsResponse  # noqa: Y015
+
+@_typing.final
+class AdmissionThresholds(_message.Message):
+    """AdmissionThresholds are the start and stop levels of load shedding."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMORY_START_BYTES_FIELD_NUMBER: _builtins.int
+    MEMORY_STOP_BYTES_FIELD_NUMBER: _builtins.int
+    CPU_START_PERCENT_FIELD_NUMBER: _builtins.int
+    CPU_STOP_PERCENT_FIELD_NUMBER: _builtins.int
+    INFLIGHT_START_FIELD_NUMBER: _builtins.int
+    INFLIGHT_STOP_FIELD_NUMBER: _builtins.int
+    PER_GRAPH_INFLIGHT_FIELD_NUMBER: _builtins.int
+    memory_start_bytes: _builtins.int
+    """Resident memory at which shedding starts, in bytes."""
+    memory_stop_bytes: _builtins.int
+    """Resident memory below which shedding may stop, in bytes."""
+    cpu_start_percent: _builtins.float
+    """CPU use (percent of one core) at which shedding starts."""
+    cpu_stop_percent: _builtins.float
+    """CPU use below which shedding may stop."""
+    inflight_start: _builtins.int
+    """Calls in flight at which shedding starts."""
+    inflight_stop: _builtins.int
+    """Calls in flight below which shedding may stop."""
+    per_graph_inflight: _builtins.int
+    """Most calls in flight for one graph."""
+    def __init__(
+        self,
+        *,
+        memory_start_bytes: _builtins.int = ...,
+        memory_stop_bytes: _builtins.int = ...,
+        cpu_start_percent: _builtins.float = ...,
+        cpu_stop_percent: _builtins.float = ...,
+        inflight_start: _builtins.int = ...,
+        inflight_stop: _builtins.int = ...,
+        per_graph_inflight: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_start_percent", b"cpu_start_percent", "cpu_stop_percent", b"cpu_stop_percent", "inflight_start", b"inflight_start", "inflight_stop", b"inflight_stop", "memory_start_bytes", b"memory_start_bytes", "memory_stop_bytes", b"memory_stop_bytes", "per_graph_inflight", b"per_graph_inflight"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdmissionThresholds: _TypeAlias = AdmissionThresholds  # noqa: Y015
+
+@_typing.final
+class GetAdmissionRequest(_message.Message):
+    """GetAdmissionRequest is empty."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAdmissionRequest: _TypeAlias = GetAdmissionRequest  # noqa: Y015
+
+@_typing.final
+class GetAdmissionResponse(_message.Message):
+    """GetAdmissionResponse is the admission state of the answering server."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHEDDING_FIELD_NUMBER: _builtins.int
+    INFLIGHT_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    CPU_PERCENT_FIELD_NUMBER: _builtins.int
+    SHED_TOTAL_FIELD_NUMBER: _builtins.int
+    THRESHOLDS_FIELD_NUMBER: _builtins.int
+    shedding: _builtins.bool
+    """True while new calls are refused."""
+    inflight: _builtins.int
+    """Calls in flight now."""
+    memory_bytes: _builtins.int
+    """Resident memory at the last sample, in bytes."""
+    cpu_percent: _builtins.float
+    """CPU use at the last sample, percent of one core."""
+    shed_total: _builtins.int
+    """Calls refused since start."""
+    @_builtins.property
+    def thresholds(self) -> Global___AdmissionThresholds:
+        """The thresholds in force."""
+
+    def __init__(
+        self,
+        *,
+        shedding: _builtins.bool = ...,
+        inflight: _builtins.int = ...,
+        memory_bytes: _builtins.int = ...,
+        cpu_percent: _builtins.float = ...,
+        shed_total: _builtins.int = ...,
+        thresholds: Global___AdmissionThresholds | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["thresholds", b"thresholds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_percent", b"cpu_percent", "inflight", b"inflight", "memory_bytes", b"memory_bytes", "shed_total", b"shed_total", "shedding", b"shedding", "thresholds", b"thresholds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAdmissionResponse: _TypeAlias = GetAdmissionResponse  # noqa: Y015
+
+@_typing.final
+class SetAdmissionThresholdsRequest(_message.Message):
+    """SetAdmissionThresholdsRequest holds the new thresholds (all of them)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THRESHOLDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def thresholds(self) -> Global___AdmissionThresholds:
+        """The thresholds; each stop level must not exceed its start level."""
+
+    def __init__(
+        self,
+        *,
+        thresholds: Global___AdmissionThresholds | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["thresholds", b"thresholds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["thresholds", b"thresholds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAdmissionThresholdsRequest: _TypeAlias = SetAdmissionThresholdsRequest  # noqa: Y015
+
+@_typing.final
+class SetAdmissionThresholdsResponse(_message.Message):
+    """SetAdmissionThresholdsResponse holds the thresholds now in force."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THRESHOLDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def thresholds(self) -> Global___AdmissionThresholds:
+        """The thresholds in force."""
+
+    def __init__(
+        self,
+        *,
+        thresholds: Global___AdmissionThresholds | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["thresholds", b"thresholds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["thresholds", b"thresholds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetAdmissionThresholdsResponse: _TypeAlias = SetAdmissionThresholdsResponse  # noqa: Y015

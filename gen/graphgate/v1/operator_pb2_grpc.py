@@ -57,6 +57,16 @@ class OperatorServiceStub:
                 request_serializer=graphgate_dot_v1_dot_operator__pb2.UnblockAddressRequest.SerializeToString,
                 response_deserializer=graphgate_dot_v1_dot_operator__pb2.UnblockAddressResponse.FromString,
                 _registered_method=True)
+        self.GetAdmission = channel.unary_unary(
+                '/graphgate.v1.OperatorService/GetAdmission',
+                request_serializer=graphgate_dot_v1_dot_operator__pb2.GetAdmissionRequest.SerializeToString,
+                response_deserializer=graphgate_dot_v1_dot_operator__pb2.GetAdmissionResponse.FromString,
+                _registered_method=True)
+        self.SetAdmissionThresholds = channel.unary_unary(
+                '/graphgate.v1.OperatorService/SetAdmissionThresholds',
+                request_serializer=graphgate_dot_v1_dot_operator__pb2.SetAdmissionThresholdsRequest.SerializeToString,
+                response_deserializer=graphgate_dot_v1_dot_operator__pb2.SetAdmissionThresholdsResponse.FromString,
+                _registered_method=True)
         self.ListSecurityEvents = channel.unary_unary(
                 '/graphgate.v1.OperatorService/ListSecurityEvents',
                 request_serializer=graphgate_dot_v1_dot_operator__pb2.ListSecurityEventsRequest.SerializeToString,
@@ -98,6 +108,20 @@ class OperatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAdmission(self, request, context):
+        """GetAdmission returns this server's admission state and thresholds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAdmissionThresholds(self, request, context):
+        """SetAdmissionThresholds changes this server's shedding thresholds at run time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListSecurityEvents(self, request, context):
         """ListSecurityEvents returns the newest audit events this server recorded.
         """
@@ -127,6 +151,16 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.UnblockAddress,
                     request_deserializer=graphgate_dot_v1_dot_operator__pb2.UnblockAddressRequest.FromString,
                     response_serializer=graphgate_dot_v1_dot_operator__pb2.UnblockAddressResponse.SerializeToString,
+            ),
+            'GetAdmission': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAdmission,
+                    request_deserializer=graphgate_dot_v1_dot_operator__pb2.GetAdmissionRequest.FromString,
+                    response_serializer=graphgate_dot_v1_dot_operator__pb2.GetAdmissionResponse.SerializeToString,
+            ),
+            'SetAdmissionThresholds': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAdmissionThresholds,
+                    request_deserializer=graphgate_dot_v1_dot_operator__pb2.SetAdmissionThresholdsRequest.FromString,
+                    response_serializer=graphgate_dot_v1_dot_operator__pb2.SetAdmissionThresholdsResponse.SerializeToString,
             ),
             'ListSecurityEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSecurityEvents,
@@ -245,6 +279,60 @@ class OperatorService:
             '/graphgate.v1.OperatorService/UnblockAddress',
             graphgate_dot_v1_dot_operator__pb2.UnblockAddressRequest.SerializeToString,
             graphgate_dot_v1_dot_operator__pb2.UnblockAddressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAdmission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphgate.v1.OperatorService/GetAdmission',
+            graphgate_dot_v1_dot_operator__pb2.GetAdmissionRequest.SerializeToString,
+            graphgate_dot_v1_dot_operator__pb2.GetAdmissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAdmissionThresholds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphgate.v1.OperatorService/SetAdmissionThresholds',
+            graphgate_dot_v1_dot_operator__pb2.SetAdmissionThresholdsRequest.SerializeToString,
+            graphgate_dot_v1_dot_operator__pb2.SetAdmissionThresholdsResponse.FromString,
             options,
             channel_credentials,
             insecure,

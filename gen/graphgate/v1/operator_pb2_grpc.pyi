@@ -44,6 +44,10 @@ class OperatorServiceStub:
     """SetUserTier changes an account's tier, and with it its limits."""
     UnblockAddress: _grpc.UnaryUnaryMultiCallable[_operator_pb2.UnblockAddressRequest, _operator_pb2.UnblockAddressResponse]
     """UnblockAddress lifts a brute-force block on a client address."""
+    GetAdmission: _grpc.UnaryUnaryMultiCallable[_operator_pb2.GetAdmissionRequest, _operator_pb2.GetAdmissionResponse]
+    """GetAdmission returns this server's admission state and thresholds."""
+    SetAdmissionThresholds: _grpc.UnaryUnaryMultiCallable[_operator_pb2.SetAdmissionThresholdsRequest, _operator_pb2.SetAdmissionThresholdsResponse]
+    """SetAdmissionThresholds changes this server's shedding thresholds at run time."""
     ListSecurityEvents: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListSecurityEventsRequest, _operator_pb2.ListSecurityEventsResponse]
     """ListSecurityEvents returns the newest audit events this server recorded."""
 
@@ -63,6 +67,10 @@ class OperatorServiceAsyncStub(OperatorServiceStub):
     """SetUserTier changes an account's tier, and with it its limits."""
     UnblockAddress: _aio.UnaryUnaryMultiCallable[_operator_pb2.UnblockAddressRequest, _operator_pb2.UnblockAddressResponse]  # type: ignore[assignment]
     """UnblockAddress lifts a brute-force block on a client address."""
+    GetAdmission: _aio.UnaryUnaryMultiCallable[_operator_pb2.GetAdmissionRequest, _operator_pb2.GetAdmissionResponse]  # type: ignore[assignment]
+    """GetAdmission returns this server's admission state and thresholds."""
+    SetAdmissionThresholds: _aio.UnaryUnaryMultiCallable[_operator_pb2.SetAdmissionThresholdsRequest, _operator_pb2.SetAdmissionThresholdsResponse]  # type: ignore[assignment]
+    """SetAdmissionThresholds changes this server's shedding thresholds at run time."""
     ListSecurityEvents: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListSecurityEventsRequest, _operator_pb2.ListSecurityEventsResponse]  # type: ignore[assignment]
     """ListSecurityEvents returns the newest audit events this server recorded."""
 
@@ -103,6 +111,22 @@ class OperatorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.UnblockAddressResponse, _abc.Awaitable[_operator_pb2.UnblockAddressResponse]]:
         """UnblockAddress lifts a brute-force block on a client address."""
+
+    @_abc_1.abstractmethod
+    def GetAdmission(
+        self,
+        request: _operator_pb2.GetAdmissionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.GetAdmissionResponse, _abc.Awaitable[_operator_pb2.GetAdmissionResponse]]:
+        """GetAdmission returns this server's admission state and thresholds."""
+
+    @_abc_1.abstractmethod
+    def SetAdmissionThresholds(
+        self,
+        request: _operator_pb2.SetAdmissionThresholdsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.SetAdmissionThresholdsResponse, _abc.Awaitable[_operator_pb2.SetAdmissionThresholdsResponse]]:
+        """SetAdmissionThresholds changes this server's shedding thresholds at run time."""
 
     @_abc_1.abstractmethod
     def ListSecurityEvents(
