@@ -41,7 +41,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def embedded(data_dir: Path) -> Iterator[EmbeddedStores]:
-    stores = EmbeddedStores(data_dir, postgres=True, valkey=True, s3=True)
+    stores = EmbeddedStores(data_dir / "embedded", postgres=True, valkey=True, s3=True)
     try:
         yield stores
     finally:
