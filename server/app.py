@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from graphgate.interceptors.admission import AdmissionInterceptor
 from graphgate.interceptors.audit import AuditInterceptor
 from graphgate.interceptors.authentication import AuthenticationInterceptor
+from graphgate.interceptors.authorization import AuthorizationInterceptor
 from graphgate.interceptors.errors import ErrorsInterceptor
 from graphgate.interceptors.fingerprint import FingerprintInterceptor
 from graphgate.interceptors.rate_limit import RateLimitInterceptor
@@ -26,6 +27,7 @@ from graphgate.server.assembly import Services
 from graphgate.server.contract import service_descriptors
 from graphgate.server.errors import ConfigurationError
 from graphgate.server.handlers.auth import AuthServicer
+from graphgate.server.handlers.graphs import GraphServicer
 from graphgate.server.handlers.keys import ApiKeyServicer
 from graphgate.server.handlers.operator import OperatorServicer
 from graphgate.server.handlers.registry import service_handlers
@@ -63,6 +65,7 @@ def interceptor_chain(services: Services) -> list[aio.ServerInterceptor]:
             )
         )
     chain.append(ValidationInterceptor())
+    chain.append(AuthorizationInterceptor(role_of=services.graph_store.role_of, audit_log=audit))
     return chain
 
 
@@ -71,6 +74,7 @@ def servicers(services: Services) -> dict[str, object]:
     return {
         "graphgate.v1.AuthService": AuthServicer(services.accounts),
         "graphgate.v1.ApiKeyService": ApiKeyServicer(services.api_keys),
+        "graphgate.v1.GraphService": GraphServicer(services.graphs),
         "graphgate.v1.OperatorService": OperatorServicer(
             services.accounts, services.audit, services.admission
         ),

@@ -21,6 +21,7 @@ from graphgate.server.services.api_keys import ApiKeyService
 from graphgate.server.services.authentication import Authenticator
 from graphgate.server.services.brute_force import BruteForceGuard
 from graphgate.server.services.captcha import CaptchaPolicy, TurnstileVerifier
+from graphgate.server.services.graphs import GraphService, QueryLimits
 from graphgate.server.services.operator_access import OperatorAccess
 from graphgate.server.services.passwords import PasswordHasher, PasswordPolicy
 from graphgate.server.services.rate_limits import (
@@ -35,6 +36,7 @@ from graphgate.server.settings import Settings
 from graphgate.server.stores.api_keys import ApiKeyStore
 from graphgate.server.stores.auth_failures import ValkeyAuthFailureStore, identity_digest
 from graphgate.server.stores.gate import GateStore
+from graphgate.server.stores.graphs import GraphStore
 from graphgate.server.stores.users import UserStore
 
 
@@ -51,6 +53,8 @@ class Services:
     authenticator: Authenticator
     operators: OperatorAccess
     admission: AdmissionController
+    graphs: GraphService
+    graph_store: GraphStore
     rate_policy: RateLimitPolicy
     breaker: CircuitBreaker
     local_limiter: LocalRateLimiter
@@ -153,8 +157,13 @@ def build_services(
         audit=audit,
         clock=clock,
     )
+    graph_store = GraphStore(stores.postgres)
     return Services(
         settings=settings,
+        graphs=GraphService(
+            store=graph_store, engine=stores.engine, audit=audit, limits=QueryLimits()
+        ),
+        graph_store=graph_store,
         stores=stores,
         audit=audit,
         gate=gate,

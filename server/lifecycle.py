@@ -1,8 +1,9 @@
 """Opening and closing the stores a server needs.
 
 :func:`open_stores` connects to PostgreSQL (and applies migrations), Valkey
-and S3 from resolved settings (embedded servers already started, URLs known)
-and closes them all on exit, also when a later one fails to open.
+and S3 from resolved settings (embedded servers already started, URLs known),
+starts the graph workers, and closes them all on exit, also when a later one
+fails to open.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import botocore.exceptions
 import valkey.asyncio as valkey_asyncio
 import valkey.exceptions
 
+from graphgate.server.engine.pool import GraphEngine
 from graphgate.server.errors import StoreUnavailable
 from graphgate.server.settings import Settings
 from graphgate.server.stores.postgres import apply_migrations, connect_pool
@@ -40,6 +42,7 @@ class Stores:
     valkey: valkey_asyncio.Valkey
     s3: Any
     s3_bucket: str
+    engine: GraphEngine
 
 
 def valkey_client(url: str) -> valkey_asyncio.Valkey:
@@ -101,5 +104,12 @@ async def open_stores(settings: Settings, *, create_bucket: bool) -> AsyncIterat
         s3 = s3_client(settings)
         if create_bucket:
             await _ensure_bucket(s3, settings.s3_bucket)
-        _log.info("stores open: PostgreSQL, Valkey, S3 bucket %s", settings.s3_bucket)
-        yield Stores(postgres=pool, valkey=client, s3=s3, s3_bucket=settings.s3_bucket)
+        engine = GraphEngine(settings.data_dir)
+        await engine.start()
+        stack.push_async_callback(engine.close)
+        _log.info(
+            "stores open: PostgreSQL, Valkey, S3 bucket %s, graph workers", settings.s3_bucket
+        )
+        yield Stores(
+            postgres=pool, valkey=client, s3=s3, s3_bucket=settings.s3_bucket, engine=engine
+        )
