@@ -105,6 +105,21 @@ class GraphServiceStub:
                 request_serializer=graphgate_dot_v1_dot_graph__pb2.StreamQueryRequest.SerializeToString,
                 response_deserializer=graphgate_dot_v1_dot_graph__pb2.StreamQueryResponse.FromString,
                 _registered_method=True)
+        self.CreateBackup = channel.unary_unary(
+                '/graphgate.v1.GraphService/CreateBackup',
+                request_serializer=graphgate_dot_v1_dot_graph__pb2.CreateBackupRequest.SerializeToString,
+                response_deserializer=graphgate_dot_v1_dot_graph__pb2.CreateBackupResponse.FromString,
+                _registered_method=True)
+        self.ListBackups = channel.unary_unary(
+                '/graphgate.v1.GraphService/ListBackups',
+                request_serializer=graphgate_dot_v1_dot_graph__pb2.ListBackupsRequest.SerializeToString,
+                response_deserializer=graphgate_dot_v1_dot_graph__pb2.ListBackupsResponse.FromString,
+                _registered_method=True)
+        self.RestoreBackup = channel.unary_unary(
+                '/graphgate.v1.GraphService/RestoreBackup',
+                request_serializer=graphgate_dot_v1_dot_graph__pb2.RestoreBackupRequest.SerializeToString,
+                response_deserializer=graphgate_dot_v1_dot_graph__pb2.RestoreBackupResponse.FromString,
+                _registered_method=True)
         self.AnalyzeQuery = channel.unary_unary(
                 '/graphgate.v1.GraphService/AnalyzeQuery',
                 request_serializer=graphgate_dot_v1_dot_graph__pb2.AnalyzeQueryRequest.SerializeToString,
@@ -214,6 +229,27 @@ class GraphServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateBackup(self, request, context):
+        """CreateBackup exports the graph, encrypts it and stores it in S3.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBackups(self, request, context):
+        """ListBackups lists the graph's backups, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreBackup(self, request, context):
+        """RestoreBackup replaces the graph's data with a backup of the same graph, atomically.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AnalyzeQuery(self, request, context):
         """AnalyzeQuery classifies a statement without running it.
         """
@@ -293,6 +329,21 @@ def add_GraphServiceServicer_to_server(servicer, server):
                     servicer.StreamQuery,
                     request_deserializer=graphgate_dot_v1_dot_graph__pb2.StreamQueryRequest.FromString,
                     response_serializer=graphgate_dot_v1_dot_graph__pb2.StreamQueryResponse.SerializeToString,
+            ),
+            'CreateBackup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBackup,
+                    request_deserializer=graphgate_dot_v1_dot_graph__pb2.CreateBackupRequest.FromString,
+                    response_serializer=graphgate_dot_v1_dot_graph__pb2.CreateBackupResponse.SerializeToString,
+            ),
+            'ListBackups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBackups,
+                    request_deserializer=graphgate_dot_v1_dot_graph__pb2.ListBackupsRequest.FromString,
+                    response_serializer=graphgate_dot_v1_dot_graph__pb2.ListBackupsResponse.SerializeToString,
+            ),
+            'RestoreBackup': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreBackup,
+                    request_deserializer=graphgate_dot_v1_dot_graph__pb2.RestoreBackupRequest.FromString,
+                    response_serializer=graphgate_dot_v1_dot_graph__pb2.RestoreBackupResponse.SerializeToString,
             ),
             'AnalyzeQuery': grpc.unary_unary_rpc_method_handler(
                     servicer.AnalyzeQuery,
@@ -679,6 +730,87 @@ class GraphService:
             '/graphgate.v1.GraphService/StreamQuery',
             graphgate_dot_v1_dot_graph__pb2.StreamQueryRequest.SerializeToString,
             graphgate_dot_v1_dot_graph__pb2.StreamQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBackup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphgate.v1.GraphService/CreateBackup',
+            graphgate_dot_v1_dot_graph__pb2.CreateBackupRequest.SerializeToString,
+            graphgate_dot_v1_dot_graph__pb2.CreateBackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBackups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphgate.v1.GraphService/ListBackups',
+            graphgate_dot_v1_dot_graph__pb2.ListBackupsRequest.SerializeToString,
+            graphgate_dot_v1_dot_graph__pb2.ListBackupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreBackup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphgate.v1.GraphService/RestoreBackup',
+            graphgate_dot_v1_dot_graph__pb2.RestoreBackupRequest.SerializeToString,
+            graphgate_dot_v1_dot_graph__pb2.RestoreBackupResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,12 @@ class GraphServiceStub:
     """ExecuteQuery runs one Cypher statement and returns its rows, up to a limit."""
     StreamQuery: _grpc.UnaryStreamMultiCallable[_graph_pb2.StreamQueryRequest, _graph_pb2.StreamQueryResponse]
     """StreamQuery runs one Cypher statement and streams its rows in batches."""
+    CreateBackup: _grpc.UnaryUnaryMultiCallable[_graph_pb2.CreateBackupRequest, _graph_pb2.CreateBackupResponse]
+    """CreateBackup exports the graph, encrypts it and stores it in S3."""
+    ListBackups: _grpc.UnaryUnaryMultiCallable[_graph_pb2.ListBackupsRequest, _graph_pb2.ListBackupsResponse]
+    """ListBackups lists the graph's backups, newest first."""
+    RestoreBackup: _grpc.UnaryUnaryMultiCallable[_graph_pb2.RestoreBackupRequest, _graph_pb2.RestoreBackupResponse]
+    """RestoreBackup replaces the graph's data with a backup of the same graph, atomically."""
     AnalyzeQuery: _grpc.UnaryUnaryMultiCallable[_graph_pb2.AnalyzeQueryRequest, _graph_pb2.AnalyzeQueryResponse]
     """AnalyzeQuery classifies a statement without running it."""
 
@@ -97,6 +103,12 @@ class GraphServiceAsyncStub(GraphServiceStub):
     """ExecuteQuery runs one Cypher statement and returns its rows, up to a limit."""
     StreamQuery: _aio.UnaryStreamMultiCallable[_graph_pb2.StreamQueryRequest, _graph_pb2.StreamQueryResponse]  # type: ignore[assignment]
     """StreamQuery runs one Cypher statement and streams its rows in batches."""
+    CreateBackup: _aio.UnaryUnaryMultiCallable[_graph_pb2.CreateBackupRequest, _graph_pb2.CreateBackupResponse]  # type: ignore[assignment]
+    """CreateBackup exports the graph, encrypts it and stores it in S3."""
+    ListBackups: _aio.UnaryUnaryMultiCallable[_graph_pb2.ListBackupsRequest, _graph_pb2.ListBackupsResponse]  # type: ignore[assignment]
+    """ListBackups lists the graph's backups, newest first."""
+    RestoreBackup: _aio.UnaryUnaryMultiCallable[_graph_pb2.RestoreBackupRequest, _graph_pb2.RestoreBackupResponse]  # type: ignore[assignment]
+    """RestoreBackup replaces the graph's data with a backup of the same graph, atomically."""
     AnalyzeQuery: _aio.UnaryUnaryMultiCallable[_graph_pb2.AnalyzeQueryRequest, _graph_pb2.AnalyzeQueryResponse]  # type: ignore[assignment]
     """AnalyzeQuery classifies a statement without running it."""
 
@@ -214,6 +226,30 @@ class GraphServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_graph_pb2.StreamQueryResponse], _abc.AsyncIterator[_graph_pb2.StreamQueryResponse]]:
         """StreamQuery runs one Cypher statement and streams its rows in batches."""
+
+    @_abc_1.abstractmethod
+    def CreateBackup(
+        self,
+        request: _graph_pb2.CreateBackupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.CreateBackupResponse, _abc.Awaitable[_graph_pb2.CreateBackupResponse]]:
+        """CreateBackup exports the graph, encrypts it and stores it in S3."""
+
+    @_abc_1.abstractmethod
+    def ListBackups(
+        self,
+        request: _graph_pb2.ListBackupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.ListBackupsResponse, _abc.Awaitable[_graph_pb2.ListBackupsResponse]]:
+        """ListBackups lists the graph's backups, newest first."""
+
+    @_abc_1.abstractmethod
+    def RestoreBackup(
+        self,
+        request: _graph_pb2.RestoreBackupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_graph_pb2.RestoreBackupResponse, _abc.Awaitable[_graph_pb2.RestoreBackupResponse]]:
+        """RestoreBackup replaces the graph's data with a backup of the same graph, atomically."""
 
     @_abc_1.abstractmethod
     def AnalyzeQuery(
