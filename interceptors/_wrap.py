@@ -37,6 +37,10 @@ class Link(aio.ServerInterceptor):
 
     def __init__(self, *, selector: Selector = every_method) -> None:
         self._selector = selector
+        # Method -> (inner handler, wrapped handler). grpc resolves the same
+        # registered handler for a method every time, and every link caches,
+        # so each wrapper is built once per method instead of once per call.
+        self._wrapped: dict[str, tuple[_Handler, _Handler]] = {}
 
     async def enter(self, request: Any, context: Context, full_method: str) -> None:
         """Run before the handler; raise to refuse the call."""
@@ -51,9 +55,15 @@ class Link(aio.ServerInterceptor):
         self, continuation: _Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> _Handler | None:
         handler = await continuation(handler_call_details)
-        if handler is None or not self._selector(handler_call_details.method):
+        method = handler_call_details.method
+        if handler is None or not self._selector(method):
             return handler
-        return wrap_handler(handler, self, handler_call_details.method)
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = wrap_handler(handler, self, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
 
 def wrap_handler(handler: _Handler, link: Link, full_method: str) -> _Handler:

@@ -1,0 +1,161 @@
+"""graphgate's full interceptor chain on a cheap authenticated RPC.
+
+The server process starts its own embedded PostgreSQL, Valkey and SeaweedFS in
+a temporary directory and serves the production chain (telemetry, audit,
+errors, admission, authentication, fingerprint, rate limit, validation,
+authorization). The call is ``AnalyzeQuery("RETURN 1")``: authenticated, but
+its handler touches no store, so what the report shows beyond the echo
+baseline is the chain itself (JWT or API-key check, one Valkey round trip for
+revocation and rate limit) plus protobuf and the query firewall's parse.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import grpc  # type: ignore[import-untyped, unused-ignore]
+import grpc.aio  # type: ignore[import-untyped, unused-ignore]
+
+from benchmarks.case import Call, Case, SetupResult
+from benchmarks.transports import grpc_channel
+from graphgate.v1 import auth_pb2, auth_pb2_grpc, graph_pb2, graph_pb2_grpc, keys_pb2, keys_pb2_grpc
+
+__all__ = ["CASES"]
+
+_SECRET = "bench-only-jwt-signing-key-" + "0123456789abcdef" * 4
+_TIMEOUT_S = 10.0
+
+
+class _ChainServer:
+    """A graphgate server and everything it started, stopped together."""
+
+    def __init__(self) -> None:
+        self._stack = AsyncExitStack()
+        self._embedded: Any = None
+        self._server: Any = None
+
+    async def start(self, address: str, *, rate_limits: bool) -> None:
+        from graphgate.server.app import GraphgateServer
+        from graphgate.server.assembly import build_services
+        from graphgate.server.audit import AuditLog
+        from graphgate.server.embedded import EmbeddedStores
+        from graphgate.server.lifecycle import open_stores
+        from graphgate.server.runner import resolve
+        from graphgate.server.settings import Settings
+
+        data_dir = Path(tempfile.mkdtemp(prefix="graphgate-bench-"))
+        self._embedded = EmbeddedStores(data_dir / "embedded", postgres=True, valkey=True, s3=True)
+        endpoints = self._embedded.start()
+        settings = resolve(
+            Settings(
+                data_dir=data_dir,
+                jwt_secret_key=_SECRET,
+                bcrypt_rounds=4,
+                api_key_bcrypt_rounds=4,
+                rate_limit_enabled=rate_limits,
+                # Limits far above what the run reaches: the cost is measured,
+                # not the refusals.
+                rate_limits="analytics=100000000/60,register=1000000/3600",
+                security_audit_enabled=True,
+            ),
+            endpoints,
+        )
+        stores = await self._stack.enter_async_context(open_stores(settings, create_bucket=True))
+        services = build_services(settings, stores, AuditLog(enabled=True))
+        self._stack.push_async_callback(services.aclose)
+        self._server = GraphgateServer(services)
+        await self._server.start(address)
+
+    async def stop(self, grace: float | None) -> None:
+        if self._server is not None:
+            await self._server.drain(pause=0, grace=grace or 0)
+        await self._stack.aclose()
+        if self._embedded is not None:
+            self._embedded.stop()
+
+
+async def chain_server(address: str) -> _ChainServer:
+    """The production chain with rate limits on."""
+    server = _ChainServer()
+    await server.start(address, rate_limits=True)
+    return server
+
+
+async def chain_server_without_rate_limits(address: str) -> _ChainServer:
+    """The production chain with RATE_LIMIT_ENABLED=false (revocation still checked)."""
+    server = _ChainServer()
+    await server.start(address, rate_limits=False)
+    return server
+
+
+async def _session(channel: grpc.aio.Channel) -> tuple[str, str]:
+    auth = auth_pb2_grpc.AuthServiceStub(channel)
+    reply = await auth.Register(
+        auth_pb2.RegisterRequest(
+            email="bench@example.com", password="Gq7!vR2#mZ9@kL4$", name="Bench"
+        )
+    )
+    token = reply.session.access_token
+    key = await keys_pb2_grpc.ApiKeyServiceStub(channel).CreateApiKey(
+        keys_pb2.CreateApiKeyRequest(name="bench"),
+        metadata=[("authorization", f"Bearer {token}")],
+    )
+    return token, key.api_key
+
+
+async def jwt_setup(channel: grpc.aio.Channel) -> SetupResult:
+    """A signed-in user's bearer token."""
+    token, _ = await _session(channel)
+    return {"authorization": f"Bearer {token}"}
+
+
+async def api_key_setup(channel: grpc.aio.Channel) -> SetupResult:
+    """A user's API key."""
+    _, key = await _session(channel)
+    return {"x-api-key": key}
+
+
+def analyze_call(channel: grpc.aio.Channel, setup: SetupResult) -> Call:
+    """AnalyzeQuery("RETURN 1") with the setup's credentials."""
+    stub = graph_pb2_grpc.GraphServiceStub(channel)
+    request = graph_pb2.AnalyzeQueryRequest(query="RETURN 1")
+    metadata = tuple(setup.items())
+
+    async def call() -> object:
+        return await stub.AnalyzeQuery(request, metadata=metadata, timeout=_TIMEOUT_S)
+
+    return call
+
+
+CASES: tuple[Case[Any], ...] = (
+    Case(
+        name="chain_jwt",
+        summary="AnalyzeQuery through the whole chain, JWT (revocation + rate limit: 1 Valkey trip)",
+        server=chain_server,
+        connect=grpc_channel,
+        call=analyze_call,
+        setup=jwt_setup,
+        start_timeout=90.0,
+    ),
+    Case(
+        name="chain_api_key",
+        summary="AnalyzeQuery through the whole chain, API key (cached verification, no bcrypt)",
+        server=chain_server,
+        connect=grpc_channel,
+        call=analyze_call,
+        setup=api_key_setup,
+        start_timeout=90.0,
+    ),
+    Case(
+        name="chain_api_key_no_rate_limit",
+        summary="chain_api_key with rate limiting switched off",
+        server=chain_server_without_rate_limits,
+        connect=grpc_channel,
+        call=analyze_call,
+        setup=api_key_setup,
+        start_timeout=90.0,
+    ),
+)
