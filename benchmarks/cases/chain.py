@@ -95,7 +95,7 @@ async def _session(channel: grpc.aio.Channel) -> tuple[str, str]:
     auth = auth_pb2_grpc.AuthServiceStub(channel)
     reply = await auth.Register(
         auth_pb2.RegisterRequest(
-            email="bench@example.com", password="Gq7!vR2#mZ9@kL4$", name="Bench"
+            email="bench@example.com", password="Gq7!vR2#mZ9@kL4$", name="Bench"  # noqa: S106
         )
     )
     token = reply.session.access_token
@@ -133,7 +133,7 @@ def analyze_call(channel: grpc.aio.Channel, setup: SetupResult) -> Call:
 CASES: tuple[Case[Any], ...] = (
     Case(
         name="chain_jwt",
-        summary="AnalyzeQuery through the whole chain, JWT (revocation + rate limit: 1 Valkey trip)",
+        summary="AnalyzeQuery through the chain, JWT (revocation + rate limit: 1 Valkey trip)",
         server=chain_server,
         connect=grpc_channel,
         call=analyze_call,
