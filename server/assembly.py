@@ -117,7 +117,9 @@ def build_services(
 
     breaker = CircuitBreaker(on_change=breaker_changed)
     password_hasher = PasswordHasher(cost=settings.bcrypt_rounds)
-    key_hasher = PasswordHasher(cost=settings.api_key_bcrypt_rounds)
+    # A key is verified by bcrypt once per cache period; a burst of first calls
+    # with a new key may queue rather than be refused.
+    key_hasher = PasswordHasher(cost=settings.api_key_bcrypt_rounds, max_waiting=64)
     tokens = TokenService(
         signing_keys=[settings.jwt_secret_key],
         issuer=settings.jwt_issuer,

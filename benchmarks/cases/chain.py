@@ -37,7 +37,7 @@ class _ChainServer:
         self._embedded: Any = None
         self._server: Any = None
 
-    async def start(self, address: str, *, rate_limits: bool) -> None:
+    async def start(self, address: str, *, rate_limits: bool, bcrypt_rounds: int = 4) -> None:
         from graphgate.server.app import GraphgateServer
         from graphgate.server.assembly import build_services
         from graphgate.server.audit import AuditLog
@@ -53,7 +53,7 @@ class _ChainServer:
             Settings(
                 data_dir=data_dir,
                 jwt_secret_key=_SECRET,
-                bcrypt_rounds=4,
+                bcrypt_rounds=bcrypt_rounds,
                 api_key_bcrypt_rounds=4,
                 rate_limit_enabled=rate_limits,
                 # Limits far above what the run reaches: the cost is measured,

@@ -181,6 +181,7 @@ class AccountService:
         hints: Mapping[str, str],
     ) -> SignedIn:
         """Sign in; failures are counted and answered identically."""
+        self._hasher.ensure_capacity()
         verdict = await self._guard.enforce(ip, email)
         await self._require_captcha(captcha_token, ip, verdict.threat_level)
         user = await self._users.by_email(email)

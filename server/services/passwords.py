@@ -234,8 +234,9 @@ class PasswordHasher:
     ``cost`` is bcrypt's log2 rounds: :data:`PASSWORD_COST` (14) for passwords,
     :data:`API_KEY_COST` (12) for API keys; tests pass 4. ``pepper`` keys the
     pre-hash; every replica needs the same one. At most ``max_concurrency``
-    hashes run at once (default: the number of cores) and at most
-    ``max_waiting`` more wait (default: four per slot); a call beyond that
+    hashes run at once (default: one less than the number of cores, at least
+    one) and at most
+    ``max_waiting`` more wait (default: two per slot); a call beyond that
     raises ``Overloaded`` at once, safe to retry after
     ``overload_retry_after_seconds``. Call :meth:`close` at shutdown.
     """
@@ -251,10 +252,13 @@ class PasswordHasher:
     ) -> None:
         if not 4 <= cost <= 31:
             raise ValueError("bcrypt cost must be within 4..31")
-        concurrency = max_concurrency if max_concurrency is not None else (os.cpu_count() or 1)
+        # One core stays free for the event loop: a sign-in storm must not
+        # starve every other RPC (measured by benchmarks/login_storm.py).
+        default_concurrency = max(1, (os.cpu_count() or 1) - 1)
+        concurrency = max_concurrency if max_concurrency is not None else default_concurrency
         if concurrency < 1:
             raise ValueError("max_concurrency must be positive")
-        waiting = max_waiting if max_waiting is not None else 4 * concurrency
+        waiting = max_waiting if max_waiting is not None else 2 * concurrency
         if waiting < 0:
             raise ValueError("max_waiting must not be negative")
         self._cost = cost
@@ -338,6 +342,18 @@ class PasswordHasher:
             return None
         mac = hmac.new(self._pepper, data, hashlib.sha256).digest()
         return base64.b64encode(mac)
+
+    def ensure_capacity(self) -> None:
+        """Raise ``Overloaded`` now if a hash started now would be refused.
+
+        Lets callers refuse a sign-in before paying for its database and
+        Valkey lookups when the hashing queue is already full.
+        """
+        if self._pending >= self._concurrency + self._max_waiting:
+            raise Overloaded(
+                retry_after_seconds=self._retry_after,
+                detail=f"password hashing: {self._pending} calls running or waiting",
+            )
 
     async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
         if self._pending >= self._concurrency + self._max_waiting:
