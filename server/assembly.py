@@ -116,6 +116,14 @@ def build_services(
         )
 
     breaker = CircuitBreaker(on_change=breaker_changed)
+
+    def admission_changed(shedding: bool) -> None:
+        audit.emit(
+            AuditEventType.SERVICE_DEGRADED,
+            risk=RiskLevel.HIGH if shedding else RiskLevel.LOW,
+            outcome="shedding" if shedding else "admitting",
+            reason="admission control",
+        )
     password_hasher = PasswordHasher(cost=settings.bcrypt_rounds)
     # A key is verified by bcrypt once per cache period; a burst of first calls
     # with a new key may queue rather than be refused.
@@ -173,15 +181,7 @@ def build_services(
         api_keys=ApiKeyService(keys=keys, gate=gate, hasher=key_hasher, audit=audit),
         authenticator=authenticator,
         operators=OperatorAccess(operator_key=settings.operator_api_key, audit=audit),
-        admission=AdmissionController(
-            source=pressure,
-            on_change=lambda shedding: audit.emit(
-                AuditEventType.SERVICE_DEGRADED,
-                risk=RiskLevel.HIGH if shedding else RiskLevel.LOW,
-                outcome="shedding" if shedding else "admitting",
-                reason="admission control",
-            ),
-        ),
+        admission=AdmissionController(source=pressure, on_change=admission_changed),
         rate_policy=RateLimitPolicy(windows=parse_windows(settings.rate_limits)),
         breaker=breaker,
         local_limiter=LocalRateLimiter(replicas=settings.replicas, clock=clock),

@@ -46,7 +46,7 @@ class MethodInfo:
     http_rule: http_pb2.HttpRule | None
 
     @property
-    def access(self) -> int:
+    def access(self) -> policy_pb2.Access.ValueType:
         """The ``graphgate.v1.Access`` value of the policy."""
         return self.policy.access
 

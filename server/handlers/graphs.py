@@ -65,7 +65,7 @@ class GraphServicer:
     async def ListGraphs(
         self, request: graph_pb2.ListGraphsRequest, context: Any
     ) -> graph_pb2.ListGraphsResponse:
-        records, token = await self._graphs.list(
+        records, token = await self._graphs.list_graphs(
             current_principal(), page_size=request.page_size, page_token=request.page_token
         )
         return graph_pb2.ListGraphsResponse(

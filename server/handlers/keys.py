@@ -33,7 +33,7 @@ class ApiKeyServicer:
     async def ListApiKeys(
         self, request: keys_pb2.ListApiKeysRequest, context: Any
     ) -> keys_pb2.ListApiKeysResponse:
-        records = await self._keys.list(current_principal())
+        records = await self._keys.list_keys(current_principal())
         return keys_pb2.ListApiKeysResponse(keys=[convert.api_key(r) for r in records])
 
     async def RevokeApiKey(

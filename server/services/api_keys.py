@@ -72,7 +72,7 @@ class ApiKeyService:
         )
         return NewKey(secret=secret, record=record)
 
-    async def list(self, principal: Principal) -> list[ApiKeyRecord]:
+    async def list_keys(self, principal: Principal) -> list[ApiKeyRecord]:
         """The caller's keys, newest first."""
         return await self._keys.list_for_user(self._owner(principal))
 
@@ -90,7 +90,7 @@ class ApiKeyService:
 
     async def rotate(self, principal: Principal, api_key_id: str) -> NewKey:
         """Replace a key: the old secret ends now, the new one has its name."""
-        current = {k.api_key_id: k for k in await self.list(principal)}.get(api_key_id)
+        current = {k.api_key_id: k for k in await self.list_keys(principal)}.get(api_key_id)
         if current is not None and current.revoked_at is not None:
             raise FailedPrecondition(
                 public_message="a revoked key cannot be rotated", reason="API_KEY_REVOKED"

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
 from graphgate.server.context import Principal, PrincipalKind
@@ -147,7 +148,7 @@ class Authenticator:
         self._breaker.success()
         return result
 
-    def _fail_closed(self, why: str) -> None:
+    def _fail_closed(self, why: str) -> NoReturn:
         self._audit.emit(
             AuditEventType.TOKEN_REVOKED,
             risk=RiskLevel.HIGH,
@@ -290,7 +291,7 @@ class Authenticator:
         )
         return AuthResult(principal=principal, rate=None)
 
-    def _refuse_key(self, event: AuditEventType, why: str) -> None:
+    def _refuse_key(self, event: AuditEventType, why: str) -> NoReturn:
         self._audit.emit(
             event,
             risk=RiskLevel.LOW if event is AuditEventType.API_KEY_EXPIRED else RiskLevel.MEDIUM,

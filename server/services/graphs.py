@@ -40,7 +40,7 @@ QUERY_CLASS_VALUES = {
     QueryClass.SCHEMA_DDL: graph_pb2.QUERY_CLASS_SCHEMA_DDL,
 }
 _ROLES = {"admin": Role.ADMIN, "member": Role.MEMBER, "viewer": Role.VIEWER}
-_ROLE_NAMES = {
+_ROLE_NAMES: dict[int, str] = {
     common_pb2.ROLE_ADMIN: "admin",
     common_pb2.ROLE_MEMBER: "member",
     common_pb2.ROLE_VIEWER: "viewer",
@@ -141,7 +141,7 @@ class GraphService:
         """One graph the caller belongs to."""
         return await self._store.get(graph_id, principal.user_id)
 
-    async def list(
+    async def list_graphs(
         self, principal: Principal, *, page_size: int, page_token: str
     ) -> tuple[list[GraphRecord], str]:
         """A page of the caller's top-level graphs and the next page's token."""
@@ -293,7 +293,7 @@ class GraphService:
         finally:
             await stream.aclose()
 
-    def analyze(self, query: str) -> tuple[int, list[str]]:
+    def analyze(self, query: str) -> tuple[graph_pb2.QueryClass.ValueType, list[str]]:
         """The class of a statement and why, without running it."""
         try:
             analysis = analyze(query)

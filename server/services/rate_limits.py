@@ -42,7 +42,7 @@ class Window:
     seconds: int
 
 
-def _category_name(value: int) -> str:
+def _category_name(value: policy_pb2.RateLimitCategory.ValueType) -> str:
     name = policy_pb2.RateLimitCategory.Name(value)
     return name.removeprefix("RATE_LIMIT_CATEGORY_").lower()
 
@@ -83,7 +83,7 @@ class RateLimitPolicy:
         default_factory=lambda: {"free": 1.0, "pro": 2.5, "enterprise": 5.0}
     )
 
-    def category(self, value: int) -> str:
+    def category(self, value: policy_pb2.RateLimitCategory.ValueType) -> str:
         """The category name of a ``graphgate.v1.RateLimitCategory`` value."""
         return _category_name(value)
 

@@ -98,7 +98,7 @@ class GateStore:
         self._gate = client.register_script(_GATE)
         self._cache_key = client.register_script(_CACHE_KEY)
 
-    async def _run(self, keys: Sequence[str], args: Sequence[object]) -> GateResult:
+    async def _run(self, keys: Sequence[str], args: Sequence[str | int]) -> GateResult:
         try:
             raw = await self._gate(keys=list(keys), args=list(args))
         except (valkey.exceptions.ValkeyError, OSError) as exc:
@@ -112,7 +112,7 @@ class GateStore:
         )
 
     @staticmethod
-    def _rate_args(rate: RateSpec | None) -> list[object]:
+    def _rate_args(rate: RateSpec | None) -> list[str | int]:
         return [rate.window_ms, *rate.limits] if rate else [1, 0, 0, 0]
 
     async def check_user(

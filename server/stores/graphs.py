@@ -69,13 +69,14 @@ class GraphStore:
         None both for an unknown graph and for a graph the user is not a
         member of: callers answer both the same way (C9).
         """
-        return await self._pool.fetchval(
+        role: str | None = await self._pool.fetchval(
             "SELECT m.role FROM graphs g JOIN graph_members m "
             "ON m.graph_id = coalesce(g.parent_graph_id, g.graph_id) AND m.user_id = $2 "
             "WHERE g.graph_id = $1",
             uuid.UUID(graph_id),
             uuid.UUID(user_id),
         )
+        return role
 
     async def create(
         self,
