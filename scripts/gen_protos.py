@@ -104,6 +104,10 @@ def generate(out: Path) -> None:
             *_protos(PROTO_ROOT),
         )
         _protoc(*common, *stubs, _VALIDATE)
+    # The contract with its comments, shipped as package data: the REST
+    # sidecar builds its OpenAPI descriptions from it (generated pb2 modules
+    # carry no comments).
+    build_image(PROTO_ROOT, out / "graphgate" / "v1" / "contract.binpb")
     packages = {p.parent for p in out.rglob("*_pb2.py")} | {out / "buf"}
     for package in sorted(packages):
         if package == out / "graphgate":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -31,6 +32,7 @@ from graphgate.server.handlers.graphs import GraphServicer
 from graphgate.server.handlers.keys import ApiKeyServicer
 from graphgate.server.handlers.operator import OperatorServicer
 from graphgate.server.handlers.registry import service_handlers
+from graphgate.server.tls import server_credentials
 
 _log = logging.getLogger("graphgate.server")
 
@@ -111,7 +113,14 @@ class GraphgateServer:
     async def start(self, address: str) -> int:
         """Bind ``address`` and start serving; returns the bound port."""
         try:
-            self.port = self._server.add_insecure_port(address)
+            credentials = server_credentials(self.services.settings)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise ConfigurationError([f"GRAPHGATE_TLS_CERT_FILE: {exc}"]) from exc
+        try:
+            if credentials is not None:
+                self.port = self._server.add_secure_port(address, credentials)
+            else:
+                self.port = self._server.add_insecure_port(address)
         except RuntimeError as exc:
             raise ConfigurationError([f"cannot listen on {address}: address in use?"]) from exc
         if self.port == 0:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
 from graphgate.server.lifecycle import Stores
+from graphgate.server.secrets import RotatingTokenService
+from graphgate.server.secrets import jwt_keys as ring_jwt_keys
+from graphgate.server.secrets import operator_keys as ring_operator_keys
 from graphgate.server.services.accounts import AccountService
 from graphgate.server.services.admission import AdmissionController, PressureSource
 from graphgate.server.services.api_keys import ApiKeyService
@@ -31,7 +34,6 @@ from graphgate.server.services.rate_limits import (
     RateLimitPolicy,
     parse_windows,
 )
-from graphgate.server.services.tokens import TokenService
 from graphgate.server.settings import Settings
 from graphgate.server.stores.api_keys import ApiKeyStore
 from graphgate.server.stores.auth_failures import ValkeyAuthFailureStore, identity_digest
@@ -93,12 +95,16 @@ def build_services(
     *,
     clock: Callable[[], float] = time.time,
     pressure: PressureSource | None = None,
+    jwt_keys: Callable[[], Sequence[str]] | None = None,
+    operator_keys: Callable[[], Sequence[str]] | None = None,
 ) -> Services:
     """Construct every domain service for one server process.
 
     ``clock`` (Unix seconds) drives brute-force windows and rate windows;
     tests pass a fake one so that nothing sleeps for minutes. ``pressure``
     replaces the process's memory and CPU readings for admission control.
+    ``jwt_keys`` and ``operator_keys`` follow rotated keys (the secrets
+    provider's); by default the key rings of ``settings`` are used.
     """
     if not settings.jwt_secret_key:
         raise ValueError("a JWT signing key must be resolved before building services")
@@ -128,8 +134,8 @@ def build_services(
     # A key is verified by bcrypt once per cache period; a burst of first calls
     # with a new key may queue rather than be refused.
     key_hasher = PasswordHasher(cost=settings.api_key_bcrypt_rounds, max_waiting=64)
-    tokens = TokenService(
-        signing_keys=[settings.jwt_secret_key],
+    tokens = RotatingTokenService(
+        keys=jwt_keys or (lambda: ring_jwt_keys(settings, time.time())),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         lifetime_seconds=settings.jwt_expiry_seconds,
@@ -180,7 +186,9 @@ def build_services(
         accounts=accounts,
         api_keys=ApiKeyService(keys=keys, gate=gate, hasher=key_hasher, audit=audit),
         authenticator=authenticator,
-        operators=OperatorAccess(operator_key=settings.operator_api_key, audit=audit),
+        operators=OperatorAccess(
+            operator_keys=operator_keys or (lambda: ring_operator_keys(settings)), audit=audit
+        ),
         admission=AdmissionController(source=pressure, on_change=admission_changed),
         rate_policy=RateLimitPolicy(windows=parse_windows(settings.rate_limits)),
         breaker=breaker,

@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
+import ipaddress
 import json
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -59,6 +62,9 @@ def _configure_logging(settings: Settings) -> None:
 # --- server commands ------------------------------------------------------------------
 
 
+_LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
+
+
 def _upstream(listen: str) -> str:
     """The address a local sidecar dials for a gRPC listen address (``0.0.0.0`` → loopback)."""
     host, _, port = listen.rpartition(":")
@@ -70,12 +76,18 @@ def _upstream(listen: str) -> str:
 
 
 def _gateway_options(settings: Settings) -> Any:
+    from importlib import resources
+
     from graphgate.clients.gateway import GatewayOptions
 
-    descriptors = Path("build/graphgate.binpb")
+    contract = resources.files("graphgate.v1") / "contract.binpb"
+    s3 = settings.s3_endpoint_url
     return GatewayOptions(
         upstream=_upstream(settings.grpc_listen),
-        descriptor_set=descriptors if descriptors.is_file() else None,
+        cors_origins=settings.cors_origins,
+        # The console sends files straight to the presigned S3 target.
+        upload_origins=(s3.rstrip("/"),) if s3 else (),
+        descriptor_set=Path(str(contract)) if contract.is_file() else None,
     )
 
 
@@ -141,16 +153,45 @@ class _GatewayThread:
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from graphgate.server.runner import check_data_dir, serve
 
+    provider = getattr(args, "secrets_provider", None)
     if args.no_gateway:
-        serve(settings)
+        serve(settings, provider=provider)
         return
     check_data_dir(settings.data_dir)  # before the sidecar, so a bad dir is one line
+    # The in-process sidecar reaches the gRPC server over loopback and forwards
+    # each browser's address as x-forwarded-for: trust loopback for that, or
+    # every browser would share one brute-force and rate-limit identity.
+    settings = dataclasses.replace(
+        settings, trusted_proxies=(*settings.trusted_proxies, *_LOOPBACK)
+    )
     gateway = _GatewayThread(settings)
     gateway.start()
     try:
-        serve(settings)
+        serve(settings, provider=provider)
     finally:
         gateway.stop()
+
+
+def _secrets_rotate(settings: Settings, args: argparse.Namespace) -> None:
+    from graphgate.server.secrets import RotationError, rotate_component, secrets_client
+    from graphgate.server.settings import SecretsSource
+
+    if settings.secrets_source is not SecretsSource.AWS:
+        raise ConfigurationError(["secrets rotate needs GRAPHGATE_SECRETS_SOURCE=aws"])
+    try:
+        report = asyncio.run(
+            rotate_component(
+                args.component,
+                settings=settings,
+                client=secrets_client(settings),
+                force=args.force,
+                resume=args.resume,
+            )
+        )
+    except RotationError as exc:
+        print(f"graphgate: rotation failed: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+    print(json.dumps(report.to_json(), indent=2))
 
 
 def _gateway(settings: Settings, args: argparse.Namespace) -> None:
@@ -260,8 +301,11 @@ def _operator_key() -> str:
 
     environ = {k: v for k, v in os.environ.items() if k not in CLIENT_ENVIRONMENT}
     settings = load_settings(environ)
-    if settings.operator_api_key:
-        return settings.operator_api_key
+    from graphgate.server.secrets import operator_key_to_present
+
+    presented = operator_key_to_present(settings, time.time())
+    if presented:
+        return presented
     path = operator_key_path(settings.data_dir)
     try:
         return path.read_text().strip()
@@ -754,6 +798,15 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.set_defaults(run=_gateway)
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(run=_migrate)
+    secrets = commands.add_parser("secrets", help="rotate secrets kept in AWS Secrets Manager")
+    secrets_commands = secrets.add_subparsers(dest="secrets_command", required=True)
+    rotate = secrets_commands.add_parser(
+        "rotate", help="rotate one component secret (createSecret, setSecret, testSecret, finish)"
+    )
+    rotate.add_argument("component", choices=["jwt", "operator", "valkey", "database"])
+    rotate.add_argument("--force", action="store_true", help="rotate even if rotated recently")
+    rotate.add_argument("--resume", action="store_true", help="finish an interrupted rotation")
+    rotate.set_defaults(run=_secrets_rotate)
     _add_client_commands(commands)
     return parser
 
@@ -783,13 +836,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "client_run", None) is not None:
         return _run_client(args)
+    from graphgate.server.secrets import load_configuration
+
+    environ = {k: v for k, v in os.environ.items() if k not in CLIENT_ENVIRONMENT}
     try:
-        settings = load_settings(os.environ)
+        settings, provider = load_configuration(environ)
     except ConfigurationError as exc:
         for problem in exc.problems:
             print(f"graphgate: configuration error: {problem}", file=sys.stderr)
         return 2
     _configure_logging(settings)
+    args.secrets_provider = provider
     try:
         args.run(settings, args)
     except ConfigurationError as exc:

@@ -24,8 +24,10 @@ import valkey.exceptions
 
 from graphgate.server.engine.pool import GraphEngine
 from graphgate.server.errors import StoreUnavailable
+from graphgate.server.secrets.follow import ValkeyCredentials, valkey_url_and_credentials
 from graphgate.server.settings import Settings
 from graphgate.server.stores.postgres import apply_migrations, connect_pool
+from graphgate.server.tls import postgres_ssl_context, valkey_tls_kwargs
 
 _log = logging.getLogger("graphgate.lifecycle")
 
@@ -43,15 +45,22 @@ class Stores:
     s3: Any
     s3_bucket: str
     engine: GraphEngine
+    #: Follows the Valkey password as it rotates (C13).
+    valkey_credentials: ValkeyCredentials
 
 
-def valkey_client(url: str) -> valkey_asyncio.Valkey:
-    """A Valkey client with the short timeouts the hot path needs."""
+def valkey_client(
+    url: str, *, credentials: ValkeyCredentials | None = None, **tls: Any
+) -> valkey_asyncio.Valkey:
+    """A Valkey client with the short timeouts the hot path needs (TLS kwargs
+    from :func:`graphgate.server.tls.valkey_tls_kwargs`)."""
     client: valkey_asyncio.Valkey = valkey_asyncio.Valkey.from_url(
         url,
         socket_timeout=VALKEY_TIMEOUT_SECONDS,
         socket_connect_timeout=VALKEY_TIMEOUT_SECONDS,
         retry_on_timeout=False,
+        credential_provider=credentials,
+        **tls,
     )
     return client
 
@@ -91,11 +100,12 @@ async def open_stores(settings: Settings, *, create_bucket: bool) -> AsyncIterat
     if settings.database_url is None or settings.valkey_url is None:
         raise StoreUnavailable(detail="store URLs must be resolved before opening stores")
     async with AsyncExitStack() as stack:
-        pool = await connect_pool(settings.database_url)
+        pool = await connect_pool(settings.database_url, ssl=postgres_ssl_context(settings))
         stack.push_async_callback(pool.close)
         async with pool.acquire() as conn:
             await apply_migrations(conn)
-        client = valkey_client(settings.valkey_url)
+        valkey_url, credentials = valkey_url_and_credentials(settings.valkey_url)
+        client = valkey_client(valkey_url, credentials=credentials, **valkey_tls_kwargs(settings))
         stack.push_async_callback(client.aclose)
         try:
             await client.ping()
@@ -111,5 +121,10 @@ async def open_stores(settings: Settings, *, create_bucket: bool) -> AsyncIterat
             "stores open: PostgreSQL, Valkey, S3 bucket %s, graph workers", settings.s3_bucket
         )
         yield Stores(
-            postgres=pool, valkey=client, s3=s3, s3_bucket=settings.s3_bucket, engine=engine
+            postgres=pool,
+            valkey=client,
+            s3=s3,
+            s3_bucket=settings.s3_bucket,
+            engine=engine,
+            valkey_credentials=credentials,
         )

@@ -25,6 +25,7 @@ from graphgate.server.embedded import EmbeddedEndpoints, EmbeddedStores
 from graphgate.server.errors import ConfigurationError
 from graphgate.server.lifecycle import open_stores
 from graphgate.server.local_secrets import with_local_secrets
+from graphgate.server.secrets import SecretsProvider, store_credentials_follower
 from graphgate.server.settings import Settings
 
 _log = logging.getLogger("graphgate.runner")
@@ -76,15 +77,38 @@ def embedded_stores(settings: Settings, *, postgres_only: bool = False) -> Itera
         yield resolve(settings, endpoints)
 
 
-async def run_service(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """Serve until SIGINT or SIGTERM, then drain. ``settings`` must be resolved."""
+async def run_service(
+    settings: Settings,
+    *,
+    ready: asyncio.Event | None = None,
+    provider: SecretsProvider | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then drain. ``settings`` must be resolved.
+
+    With a secrets ``provider`` (AWS Secrets Manager), rotated JWT and
+    operator keys and store passwords are followed without a restart.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     audit = AuditLog(enabled=settings.security_audit_enabled)
     async with open_stores(settings, create_bucket=settings.s3_endpoint_url is not None) as stores:
-        services = build_services(settings, stores, audit)
+        services = build_services(
+            settings,
+            stores,
+            audit,
+            jwt_keys=provider.current_jwt_keys if provider else None,
+            operator_keys=provider.current_operator_keys if provider else None,
+        )
+        refresher = None
+        if provider is not None:
+            provider.on_change(
+                store_credentials_follower(
+                    postgres=stores.postgres, valkey=stores.valkey_credentials, started=settings
+                )
+            )
+            refresher = asyncio.create_task(provider.run(), name="secrets-refresh")
         server = GraphgateServer(services)
         await server.start(settings.grpc_listen)
         if ready is not None:
@@ -95,6 +119,8 @@ async def run_service(settings: Settings, *, ready: asyncio.Event | None = None)
             pause=settings.drain_pause_seconds, grace=settings.shutdown_grace_seconds
         )
         await services.aclose()
+        if refresher is not None:
+            refresher.cancel()
     _log.info("stopped")
 
 
@@ -111,7 +137,7 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, provider: SecretsProvider | None = None) -> None:
     """Run graphgate in this process until it is told to stop."""
     check_data_dir(settings.data_dir)
     # Until the event loop takes over, turn SIGTERM into an exception so the
@@ -122,5 +148,5 @@ def serve(settings: Settings) -> None:
         embedded_stores(settings) as resolved,
         asyncio.Runner(loop_factory=_loop_factory()) as runner,
     ):
-        runner.run(run_service(resolved))
+        runner.run(run_service(resolved, provider=provider))
     _log.info("graphgate exited (pid %d)", os.getpid())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -141,11 +141,18 @@ async def custom_server(
     *,
     clock: Callable[[], float] = time.time,
     pressure: PressureSource | None = None,
+    jwt_keys: Callable[[], Sequence[str]] | None = None,
     **changes: Any,
 ) -> AsyncIterator[tuple[GraphgateServer, Services]]:
-    """A server with changed settings (clock, pressure source) on the shared stores."""
+    """A server with changed settings (clock, pressure source, key source) on the
+    shared stores."""
     built = build_services(
-        dataclasses.replace(settings, **changes), stores, audit_log, clock=clock, pressure=pressure
+        dataclasses.replace(settings, **changes),
+        stores,
+        audit_log,
+        clock=clock,
+        pressure=pressure,
+        jwt_keys=jwt_keys,
     )
     instance = await start_server(built)
     try:

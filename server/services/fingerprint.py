@@ -51,10 +51,23 @@ def fingerprint(hints: Mapping[str, str]) -> str:
 
 
 def hints_from_metadata(metadata: object) -> dict[str, str]:
-    """The fingerprint hints of a call's invocation metadata."""
+    """The fingerprint hints of a call's invocation metadata.
+
+    gRPC replaces a call's ``user-agent`` with the channel's own, so the REST
+    sidecar forwards the browser's as ``x-forwarded-user-agent``, which wins.
+    Trusting it is safe here: a fingerprint only narrows where a token works;
+    whoever holds the token can present any hints anyway.
+    """
     found: dict[str, str] = {}
+    forwarded: str | None = None
     for item in metadata or ():  # type: ignore[attr-defined]
         key, value = item
-        if key in _HINTS and isinstance(value, str):
+        if not isinstance(value, str):
+            continue
+        if key in _HINTS:
             found[key] = value
+        elif key == "x-forwarded-user-agent":
+            forwarded = value
+    if forwarded is not None:
+        found["user-agent"] = forwarded
     return found

@@ -1,4 +1,7 @@
-"""Operator authentication: the operator API key, compared in constant time.
+"""Operator authentication: the operator API key(s), compared in constant time.
+
+During a rotation two keys are accepted (the key ring, C13); every
+comparison runs, so timing does not tell which matched.
 
 Failed attempts are audited one by one; more than ``alert_threshold`` failures
 within ``window_seconds`` in this process raise a CRITICAL ``operator_alert``
@@ -9,14 +12,14 @@ all replicas, so a guesser spreading attempts still trips it.
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
 from graphgate.server.context import Principal, PrincipalKind
 from graphgate.server.errors import Unauthenticated
+from graphgate.server.secrets.keyring import KeyringCheck
 
 
 class OperatorAccess:
@@ -25,13 +28,13 @@ class OperatorAccess:
     def __init__(
         self,
         *,
-        operator_key: str | None,
+        operator_keys: Callable[[], Sequence[str]],
         audit: AuditLog,
         alert_threshold: int = 5,
         window_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._key = operator_key.encode() if operator_key else None
+        self._keys = operator_keys
         self._audit = audit
         self._threshold = alert_threshold
         self._window = window_seconds
@@ -42,11 +45,7 @@ class OperatorAccess:
 
     def authenticate(self, presented: str | None) -> Principal:
         """The operator principal, or :class:`Unauthenticated` (audited)."""
-        if (
-            self._key is not None
-            and presented is not None
-            and hmac.compare_digest(presented.encode(), self._key)
-        ):
+        if KeyringCheck(tuple(self._keys())).matches(presented):
             return Principal(kind=PrincipalKind.OPERATOR, user_id="operator")
         self._record_failure()
         raise Unauthenticated(reason="OPERATOR_KEY_INVALID")

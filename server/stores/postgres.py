@@ -8,6 +8,7 @@ replicas starting at once apply each file exactly once.
 from __future__ import annotations
 
 import logging
+import ssl as ssl_module
 from dataclasses import dataclass
 from importlib import resources
 from typing import TypeAlias
@@ -74,10 +75,12 @@ async def apply_migrations(conn: Connection) -> list[int]:
     return applied
 
 
-async def connect_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """Open a pool; raises :class:`StoreUnavailable` with a one-line reason."""
+async def connect_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, ssl: ssl_module.SSLContext | None = None
+) -> asyncpg.Pool:
+    """Open a pool (TLS with ``ssl``); raises :class:`StoreUnavailable` with a one-line reason."""
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, ssl=ssl)
     except (OSError, asyncpg.PostgresError) as exc:
         raise StoreUnavailable(detail=f"PostgreSQL: {exc}") from exc
     assert pool is not None  # noqa: S101 - create_pool returns None only without awaiting

@@ -27,7 +27,11 @@ def _free_port() -> int:
 
 def _env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAPHGATE_", "JWT_"))}
-    env.update(GRAPHGATE_DATA_DIR=str(data_dir), GRAPHGATE_GRPC_LISTEN=f"127.0.0.1:{port}")
+    env.update(
+        GRAPHGATE_DATA_DIR=str(data_dir),
+        GRAPHGATE_GRPC_LISTEN=f"127.0.0.1:{port}",
+        GRAPHGATE_HTTP_LISTEN=f"127.0.0.1:{_free_port()}",
+    )
     env.update(extra)
     return env
 

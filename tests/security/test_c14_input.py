@@ -8,8 +8,15 @@ from grpc import aio
 
 from graphgate.server.contract import methods
 from graphgate.server.lifecycle import Stores
-from graphgate.v1 import auth_pb2, auth_pb2_grpc, graph_pb2, graph_pb2_grpc, keys_pb2
-from graphgate.v1 import keys_pb2_grpc, policy_pb2
+from graphgate.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    graph_pb2,
+    graph_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
+    policy_pb2,
+)
 from tests.support import bearer, code_of, new_email, register, strong_password
 
 pytestmark = pytest.mark.security
@@ -25,7 +32,9 @@ def _callable(channel: aio.Channel, name: str) -> object:
     )
 
 
-async def _status(channel: aio.Channel, name: str, metadata: list[tuple[str, str]]) -> grpc.StatusCode:
+async def _status(
+    channel: aio.Channel, name: str, metadata: list[tuple[str, str]]
+) -> grpc.StatusCode:
     info = methods()[name]
     call = _callable(channel, name)
     try:
@@ -128,7 +137,9 @@ async def test_c14_bounded_query_parameters(channel: aio.Channel) -> None:
 
     account = await register(channel)
     stub = graph_pb2_grpc.GraphServiceStub(channel)
-    graph = await stub.CreateGraph(graph_pb2.CreateGraphRequest(name="p"), metadata=bearer(account.token))
+    graph = await stub.CreateGraph(
+        graph_pb2.CreateGraphRequest(name="p"), metadata=bearer(account.token)
+    )
     graph_id = graph.graph.graph_id
     too_many = {f"p{i}": common_pb2.Value(int_value=i) for i in range(65)}
     bad_key = {"bad key": common_pb2.Value(int_value=1)}
@@ -139,7 +150,9 @@ async def test_c14_bounded_query_parameters(channel: aio.Channel) -> None:
     ):
         with pytest.raises(grpc.RpcError) as caught:
             await stub.ExecuteQuery(
-                graph_pb2.ExecuteQueryRequest(graph_id=graph_id, query=query, parameters=parameters),
+                graph_pb2.ExecuteQueryRequest(
+                    graph_id=graph_id, query=query, parameters=parameters
+                ),
                 metadata=bearer(account.token),
             )
         assert code_of(caught.value) == grpc.StatusCode.INVALID_ARGUMENT
@@ -148,7 +161,9 @@ async def test_c14_bounded_query_parameters(channel: aio.Channel) -> None:
         deep = common_pb2.Value(list_value=common_pb2.ValueList(values=[deep]))
     with pytest.raises(grpc.RpcError) as caught:
         await stub.ExecuteQuery(
-            graph_pb2.ExecuteQueryRequest(graph_id=graph_id, query="RETURN $d", parameters={"d": deep}),
+            graph_pb2.ExecuteQueryRequest(
+                graph_id=graph_id, query="RETURN $d", parameters={"d": deep}
+            ),
             metadata=bearer(account.token),
         )
     assert code_of(caught.value) == grpc.StatusCode.INVALID_ARGUMENT
@@ -159,5 +174,7 @@ async def test_c14_api_key_names_are_single_line_text(channel: aio.Channel) -> N
     stub = keys_pb2_grpc.ApiKeyServiceStub(channel)
     for name in ("", "a\nb", "tab\there", "x" * 101):
         with pytest.raises(grpc.RpcError) as caught:
-            await stub.CreateApiKey(keys_pb2.CreateApiKeyRequest(name=name), metadata=bearer(account.token))
+            await stub.CreateApiKey(
+                keys_pb2.CreateApiKeyRequest(name=name), metadata=bearer(account.token)
+            )
         assert code_of(caught.value) == grpc.StatusCode.INVALID_ARGUMENT

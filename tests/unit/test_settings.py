@@ -6,6 +6,7 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from graphgate.server.errors import ConfigurationError
 from graphgate.server.settings import (
@@ -146,8 +147,10 @@ def test_c21_a_complete_production_configuration_is_accepted() -> None:
             "DATABASE_URL": "postgresql://gg@db.example:5432/gg?sslmode=verify-full",
             "VALKEY_URL": "valkeys://cache.example:6379/0",
             "JWT_SECRET_KEY": STRONG,
-            "BACKUP_ENCRYPTION_KEYS": "k1",
+            "BACKUP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "AWS_REGION": "eu-west-1",
+            # TLS ends at the load balancer in this deployment.
+            "GRAPHGATE_TLS_OFFLOADED": "true",
         }
     )
     assert production_problems(settings) == []
