@@ -76,7 +76,7 @@ def servicers(services: Services) -> dict[str, object]:
     return {
         "graphgate.v1.AuthService": AuthServicer(services.accounts),
         "graphgate.v1.ApiKeyService": ApiKeyServicer(services.api_keys),
-        "graphgate.v1.GraphService": GraphServicer(services.graphs),
+        "graphgate.v1.GraphService": GraphServicer(services.graphs, services.backups),
         "graphgate.v1.OperatorService": OperatorServicer(
             services.accounts, services.audit, services.admission
         ),

@@ -22,6 +22,7 @@ from graphgate.server.services.accounts import AccountService
 from graphgate.server.services.admission import AdmissionController, PressureSource
 from graphgate.server.services.api_keys import ApiKeyService
 from graphgate.server.services.authentication import Authenticator
+from graphgate.server.services.backups import BackupService
 from graphgate.server.services.brute_force import BruteForceGuard
 from graphgate.server.services.captcha import CaptchaPolicy, TurnstileVerifier
 from graphgate.server.services.graphs import GraphService, QueryLimits
@@ -37,6 +38,8 @@ from graphgate.server.services.rate_limits import (
 from graphgate.server.settings import Settings
 from graphgate.server.stores.api_keys import ApiKeyStore
 from graphgate.server.stores.auth_failures import ValkeyAuthFailureStore, identity_digest
+from graphgate.server.stores.backup_objects import BackupObjects
+from graphgate.server.stores.backups import BackupStore
 from graphgate.server.stores.gate import GateStore
 from graphgate.server.stores.graphs import GraphStore
 from graphgate.server.stores.users import UserStore
@@ -56,6 +59,7 @@ class Services:
     operators: OperatorAccess
     admission: AdmissionController
     graphs: GraphService
+    backups: BackupService
     graph_store: GraphStore
     rate_policy: RateLimitPolicy
     breaker: CircuitBreaker
@@ -180,6 +184,14 @@ def build_services(
             store=graph_store, engine=stores.engine, audit=audit, limits=QueryLimits()
         ),
         graph_store=graph_store,
+        backups=BackupService(
+            store=BackupStore(stores.postgres),
+            objects=BackupObjects(stores.s3, stores.s3_bucket),
+            engine=stores.engine,
+            keys=settings.backup_encryption_keys,
+            audit=audit,
+            work_dir=stores.engine.data_dir / "backup-work",
+        ),
         stores=stores,
         audit=audit,
         gate=gate,

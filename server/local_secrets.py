@@ -3,8 +3,9 @@
 Production takes every secret from its settings (and refuses to start without
 them, C21). On a laptop, ``graphgate serve`` should just work: a missing JWT
 signing key is generated once and kept in ``<data_dir>/secrets/`` with mode
-0600, so sessions survive restarts; so is an operator API key, which the
-``graphgate users …`` commands read from the same place.
+0600, so sessions survive restarts; so are an operator API key, which the
+``graphgate users …`` commands read from the same place, and a Fernet key
+for encrypted backups.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import os
 import secrets
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 from graphgate.server.settings import Settings
 
 
-def _read_or_create(path: Path) -> str:
+def _read_or_create(path: Path, *, fernet: bool = False) -> str:
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
+    value = Fernet.generate_key().decode() if fernet else secrets.token_urlsafe(48)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(value)
@@ -45,4 +48,7 @@ def with_local_secrets(settings: Settings) -> Settings:
     if not settings.operator_api_key:
         key = _read_or_create(operator_key_path(settings.data_dir))
         settings = dataclasses.replace(settings, operator_api_key=key)
+    if not settings.backup_encryption_keys:
+        key = _read_or_create(settings.data_dir / "secrets" / "backup-key", fernet=True)
+        settings = dataclasses.replace(settings, backup_encryption_keys=(key,))
     return settings

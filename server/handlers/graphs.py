@@ -7,6 +7,8 @@ from typing import Any
 
 from graphgate.server.context import current_call, current_principal
 from graphgate.server.handlers import convert
+from graphgate.server.handlers.backups import BackupHandlers
+from graphgate.server.services.backups import BackupService
 from graphgate.server.services.graphs import GraphService, role_name, seconds_left
 from graphgate.server.stores.graphs import GraphRecord, MemberRecord
 from graphgate.v1 import common_pb2, graph_pb2
@@ -39,11 +41,13 @@ def _role() -> str:
     return role_name(current_call().graph_role)
 
 
-class GraphServicer:
-    """Serves graphgate.v1.GraphService."""
+class GraphServicer(BackupHandlers):
+    """Serves graphgate.v1.GraphService (backups through :class:`BackupHandlers`)."""
 
-    def __init__(self, graphs: GraphService) -> None:
+    def __init__(self, graphs: GraphService, backups: BackupService) -> None:
+        super().__init__(backups)
         self._graphs = graphs
+        self._backups = backups
 
     async def CreateGraph(
         self, request: graph_pb2.CreateGraphRequest, context: Any
@@ -75,7 +79,8 @@ class GraphServicer:
     async def DeleteGraph(
         self, request: graph_pb2.DeleteGraphRequest, context: Any
     ) -> graph_pb2.DeleteGraphResponse:
-        await self._graphs.delete(request.graph_id)
+        for deleted in await self._graphs.delete(request.graph_id):
+            await self._backups.forget_graph(deleted)
         return graph_pb2.DeleteGraphResponse()
 
     async def CreateSubgraph(

@@ -11,13 +11,13 @@ from graphgate.server.services.uploads import IngestProgress, UploadService
 from graphgate.server.stores.uploads import UploadRecord
 from graphgate.v1 import upload_pb2
 
-_FORMATS = {
+_FORMATS: dict[upload_pb2.UploadFormat.ValueType, str] = {
     upload_pb2.UPLOAD_FORMAT_CSV: "csv",
     upload_pb2.UPLOAD_FORMAT_PARQUET: "parquet",
     upload_pb2.UPLOAD_FORMAT_JSON: "json",
 }
 _FORMAT_VALUES = {name: value for value, name in _FORMATS.items()}
-_STATES = {
+_STATES: dict[str, upload_pb2.UploadState.ValueType] = {
     "pending": upload_pb2.UPLOAD_STATE_PENDING,
     "uploaded": upload_pb2.UPLOAD_STATE_UPLOADED,
     "validated": upload_pb2.UPLOAD_STATE_VALIDATED,
@@ -100,7 +100,7 @@ class UploadServicer:
     async def ListUploads(
         self, request: upload_pb2.ListUploadsRequest, context: Any
     ) -> upload_pb2.ListUploadsResponse:
-        records, token = await self._uploads.list(
+        records, token = await self._uploads.list_uploads(
             request.graph_id, page_size=request.page_size, page_token=request.page_token
         )
         return upload_pb2.ListUploadsResponse(

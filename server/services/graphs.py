@@ -153,10 +153,12 @@ class GraphService:
         records = records[:size]
         return records, _page_token(records[-1]) if more and records else ""
 
-    async def delete(self, graph_id: str) -> None:
-        """Delete a graph, its subgraphs and their databases."""
-        for deleted in await self._store.delete(graph_id):
-            await self._engine.drop_database(deleted)
+    async def delete(self, graph_id: str) -> list[str]:
+        """Delete a graph, its subgraphs and their databases; returns the deleted ids."""
+        deleted = await self._store.delete(graph_id)
+        for each in deleted:
+            await self._engine.drop_database(each)
+        return deleted
 
     async def create_subgraph(self, principal: Principal, graph_id: str, name: str) -> GraphRecord:
         """A separate database whose access is the parent's."""
