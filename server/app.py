@@ -32,6 +32,7 @@ from graphgate.server.handlers.graphs import GraphServicer
 from graphgate.server.handlers.keys import ApiKeyServicer
 from graphgate.server.handlers.operator import OperatorServicer
 from graphgate.server.handlers.registry import service_handlers
+from graphgate.server.handlers.uploads import UploadServicer
 from graphgate.server.tls import server_credentials
 
 _log = logging.getLogger("graphgate.server")
@@ -77,6 +78,7 @@ def servicers(services: Services) -> dict[str, object]:
         "graphgate.v1.AuthService": AuthServicer(services.accounts),
         "graphgate.v1.ApiKeyService": ApiKeyServicer(services.api_keys),
         "graphgate.v1.GraphService": GraphServicer(services.graphs, services.backups),
+        "graphgate.v1.UploadService": UploadServicer(services.uploads),
         "graphgate.v1.OperatorService": OperatorServicer(
             services.accounts, services.audit, services.admission
         ),

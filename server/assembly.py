@@ -35,6 +35,7 @@ from graphgate.server.services.rate_limits import (
     RateLimitPolicy,
     parse_windows,
 )
+from graphgate.server.services.uploads import UploadLimits, UploadService
 from graphgate.server.settings import Settings
 from graphgate.server.stores.api_keys import ApiKeyStore
 from graphgate.server.stores.auth_failures import ValkeyAuthFailureStore, identity_digest
@@ -42,6 +43,8 @@ from graphgate.server.stores.backup_objects import BackupObjects
 from graphgate.server.stores.backups import BackupStore
 from graphgate.server.stores.gate import GateStore
 from graphgate.server.stores.graphs import GraphStore
+from graphgate.server.stores.objects import ObjectStore
+from graphgate.server.stores.uploads import UploadStore
 from graphgate.server.stores.users import UserStore
 
 
@@ -60,6 +63,7 @@ class Services:
     admission: AdmissionController
     graphs: GraphService
     backups: BackupService
+    uploads: UploadService
     graph_store: GraphStore
     rate_policy: RateLimitPolicy
     breaker: CircuitBreaker
@@ -76,6 +80,7 @@ class Services:
 
     async def aclose(self) -> None:
         """Release thread pools and HTTP clients."""
+        await self.uploads.aclose()
         self.password_hasher.close()
         self.key_hasher.close()
         if self.captcha is not None:
@@ -178,19 +183,34 @@ def build_services(
         clock=clock,
     )
     graph_store = GraphStore(stores.postgres)
+    upload_objects = ObjectStore(stores.s3, stores.s3_bucket)
+    backups = BackupService(
+        store=BackupStore(stores.postgres),
+        objects=BackupObjects(stores.s3, stores.s3_bucket),
+        engine=stores.engine,
+        keys=settings.backup_encryption_keys,
+        audit=audit,
+        work_dir=stores.engine.data_dir / "backup-work",
+    )
     return Services(
         settings=settings,
         graphs=GraphService(
-            store=graph_store, engine=stores.engine, audit=audit, limits=QueryLimits()
+            store=graph_store,
+            engine=stores.engine,
+            audit=audit,
+            limits=QueryLimits(),
+            # A deleted graph leaves no upload or backup objects in S3.
+            cleanups=(upload_objects.delete_graph_objects, backups.forget_graph),
         ),
         graph_store=graph_store,
-        backups=BackupService(
-            store=BackupStore(stores.postgres),
-            objects=BackupObjects(stores.s3, stores.s3_bucket),
+        backups=backups,
+        uploads=UploadService(
+            store=UploadStore(stores.postgres),
+            objects=upload_objects,
             engine=stores.engine,
-            keys=settings.backup_encryption_keys,
             audit=audit,
-            work_dir=stores.engine.data_dir / "backup-work",
+            limits=UploadLimits(),
+            work_dir=settings.data_dir / "uploads",
         ),
         stores=stores,
         audit=audit,

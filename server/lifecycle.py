@@ -34,6 +34,8 @@ _log = logging.getLogger("graphgate.lifecycle")
 #: Valkey calls sit on the hot path: fail fast so the caller can fail closed or
 #: fall back instead of hanging.
 VALKEY_TIMEOUT_SECONDS = 0.25
+#: A graph worker above this resident size is restarted (its calls fail UNAVAILABLE).
+WORKER_RSS_LIMIT_BYTES = 4 * 2**30
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +116,9 @@ async def open_stores(settings: Settings, *, create_bucket: bool) -> AsyncIterat
         s3 = s3_client(settings)
         if create_bucket:
             await _ensure_bucket(s3, settings.s3_bucket)
-        engine = GraphEngine(settings.data_dir)
+        # A statement the engine cannot interrupt (``UNWIND range(1, 2e9)``
+        # materialises its list) must cost one worker, not the machine.
+        engine = GraphEngine(settings.data_dir, max_worker_rss_bytes=WORKER_RSS_LIMIT_BYTES)
         await engine.start()
         stack.push_async_callback(engine.close)
         _log.info(

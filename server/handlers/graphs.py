@@ -47,7 +47,6 @@ class GraphServicer(BackupHandlers):
     def __init__(self, graphs: GraphService, backups: BackupService) -> None:
         super().__init__(backups)
         self._graphs = graphs
-        self._backups = backups
 
     async def CreateGraph(
         self, request: graph_pb2.CreateGraphRequest, context: Any
@@ -79,8 +78,7 @@ class GraphServicer(BackupHandlers):
     async def DeleteGraph(
         self, request: graph_pb2.DeleteGraphRequest, context: Any
     ) -> graph_pb2.DeleteGraphResponse:
-        for deleted in await self._graphs.delete(request.graph_id):
-            await self._backups.forget_graph(deleted)
+        await self._graphs.delete(request.graph_id)
         return graph_pb2.DeleteGraphResponse()
 
     async def CreateSubgraph(

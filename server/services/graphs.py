@@ -14,7 +14,7 @@ import base64
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -91,9 +91,16 @@ class GraphService:
     """Domain logic of GraphService; callers were authorized by the chain."""
 
     def __init__(
-        self, *, store: GraphStore, engine: GraphEngine, audit: AuditLog, limits: QueryLimits
+        self,
+        *,
+        store: GraphStore,
+        engine: GraphEngine,
+        audit: AuditLog,
+        limits: QueryLimits,
+        cleanups: Sequence[Callable[[str], Awaitable[object]]] = (),
     ) -> None:
         self._store = store
+        self._cleanups = tuple(cleanups)
         self._engine = engine
         self._audit = audit
         self._limits = limits
@@ -158,6 +165,8 @@ class GraphService:
         deleted = await self._store.delete(graph_id)
         for each in deleted:
             await self._engine.drop_database(each)
+            for cleanup in self._cleanups:
+                await cleanup(each)
         return deleted
 
     async def create_subgraph(self, principal: Principal, graph_id: str, name: str) -> GraphRecord:

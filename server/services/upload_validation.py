@@ -23,9 +23,11 @@ wrong columns. ``SERIAL`` columns are generated and must not be in a file.
 Security: the files are untrusted. Nothing here executes or evaluates their
 content: Parquet is opened only for its footer (bounded by the file size,
 which the upload policy already bounded), CSV and JSON are decoded strictly
-and streamed record by record with a per-record size cap, so memory stays
-bounded whatever the file holds. Messages quote line numbers and column
-names of the table, never file content.
+and streamed line by line (or array element by element) with a length cap
+read before a longer record is held, so memory stays bounded whatever the
+file holds; CSV fields are also capped by the ``csv`` module (128 KiB).
+Messages quote line numbers and column names of the table, never file
+content.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ _FLOATS = frozenset({"FLOAT", "DOUBLE"})
 _BOOLEANS = frozenset({"BOOL", "BOOLEAN"})
 _CSV_BOOLEAN_WORDS = frozenset({"true", "false", "t", "f", "1", "0"})
 _DATE = re.compile(r"\s*(\d{4}-\d{2}-\d{2})")
-_INTEGER_TEXT = re.compile(r"\s*-?\d+\s*")
+# At most 40 digits: enough for INT128, and far below Python's int() digit limit.
+_INTEGER_TEXT = re.compile(r"\s*-?\d{1,40}\s*")
 
 
 class Rejected(Exception):
@@ -219,24 +222,26 @@ def _csv_value_error(column: ColumnSpec, text: str) -> str | None:
     if base in _INTEGER_RANGES:
         low, high = _INTEGER_RANGES[base]
         if not _INTEGER_TEXT.fullmatch(value) or not low <= int(value) <= high:
-            return f"not a {base} integer"
+            return f"not a valid {base} value (an integer in range)"
     elif base in _FLOATS:
         try:
             float(value)
         except ValueError:
-            return f"not a {base} number"
+            return f"not a valid {base} value (a number)"
     elif base in _BOOLEANS:
         if value.lower() not in _CSV_BOOLEAN_WORDS:
-            return "not a boolean (true or false)"
-    elif base in {"DATE", "TIMESTAMP"}:
-        match = _DATE.match(value)
-        try:
-            dt.date.fromisoformat(match.group(1)) if match else None
-        except ValueError:
-            match = None
-        if match is None:
-            return f"not a {base} (YYYY-MM-DD…)"
+            return "not a valid BOOL value (true or false)"
+    elif base in {"DATE", "TIMESTAMP"} and not _starts_with_date(value):
+        return f"not a valid {base} value (YYYY-MM-DD…)"
     return None
+
+
+def _starts_with_date(value: str) -> bool:
+    match = _DATE.match(value)
+    try:
+        return match is not None and bool(dt.date.fromisoformat(match.group(1)))
+    except ValueError:
+        return False
 
 
 def validate_csv(path: Path, table: TableSpec, checks: Checks) -> int:
@@ -250,15 +255,15 @@ def validate_csv(path: Path, table: TableSpec, checks: Checks) -> int:
         raise Rejected("the content is binary, not CSV text")
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            return _csv_rows(handle, table, checks)
+            return _csv_rows(_lines(handle, checks.max_record_bytes), table, checks)
     except UnicodeDecodeError as error:
         raise Rejected("the content is not UTF-8 text") from error
     except csv.Error as error:
         raise Rejected(f"the CSV cannot be parsed: {error}") from error
 
 
-def _csv_rows(handle: TextIO, table: TableSpec, checks: Checks) -> int:
-    reader = csv.reader(handle, strict=True)
+def _csv_rows(lines: Iterator[str], table: TableSpec, checks: Checks) -> int:
+    reader = csv.reader(lines, strict=True)
     header = next(reader, None)
     if header is None:
         raise Rejected("the file is empty: a header row is required")
@@ -299,22 +304,30 @@ def _json_value_error(column: ColumnSpec, value: object) -> str | None:
     if base in _INTEGER_RANGES:
         low, high = _INTEGER_RANGES[base]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            return f"not a {base} integer"
+            return f"not a valid {base} value (an integer in range)"
     elif base in _FLOATS:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"not a {base} number"
+            return f"not a valid {base} value (a number)"
     elif base in _BOOLEANS:
         if not isinstance(value, bool):
-            return "not a boolean"
+            return "not a valid BOOL value (true or false)"
     elif base in {"STRING", "DATE", "TIMESTAMP"} and not isinstance(value, str):
-        return f"not a {base} string"
+        return f"not a valid {base} value (a string)"
     return None
 
 
-def _ndjson_records(handle: TextIO, limit: int) -> Iterator[tuple[int, object]]:
-    for number, line in enumerate(handle, start=1):
+def _lines(handle: TextIO, limit: int) -> Iterator[str]:
+    """Lines of at most ``limit`` characters; a longer one is refused before it is all read."""
+    number = 0
+    while line := handle.readline(limit + 1):
+        number += 1
         if len(line) > limit:
-            raise Rejected(f"line {number}: a record is longer than {limit} characters")
+            raise Rejected(f"line {number} is longer than {limit} characters")
+        yield line
+
+
+def _ndjson_records(handle: TextIO, limit: int) -> Iterator[tuple[int, object]]:
+    for number, line in enumerate(_lines(handle, limit), start=1):
         if line.strip():
             try:
                 yield number, json.loads(line)
@@ -364,6 +377,8 @@ def _array_records(handle: TextIO, limit: int) -> Iterator[tuple[int, object]]:
                     ) from error
                 if not fill():
                     raise Rejected(f"element {index + 1} is not valid JSON") from error
+        if end - position > limit:
+            raise Rejected(f"element {index + 1} is longer than {limit} characters")
         position = end
         index += 1
         yield index, value
@@ -409,6 +424,8 @@ def validate_json(path: Path, table: TableSpec, checks: Checks) -> int:
                     raise _too_many(checks.max_rows)
     except UnicodeDecodeError as error:
         raise Rejected("the content is not UTF-8 text") from error
+    except ValueError as error:  # json's own limits, such as an integer of 5000 digits
+        raise Rejected("the JSON cannot be parsed") from error
     except RecursionError as error:
         raise Rejected("the JSON is nested too deeply") from error
     if rows == 0:

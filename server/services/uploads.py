@@ -98,7 +98,7 @@ class UploadLimits:
     url_expiry_seconds: int = 900
     #: CSV rows whose values are type-checked at validation (JSON: all rows).
     sample_rows: int = 1000
-    #: Longest JSON record (one line, or one array element).
+    #: Longest line of a CSV or NDJSON file, or element of a JSON array (characters).
     max_record_bytes: int = MIB
     ingest_timeout_seconds: float = 3600.0
     #: A validation that has not finished after this long may be started again.
@@ -457,57 +457,10 @@ class UploadService:
     async def _ingest(
         self, record: UploadRecord, report: Callable[[IngestProgress | None], None]
     ) -> UploadRecord:
-        total = record.size_bytes
-
-        def downloading(done: int) -> None:
-            report(IngestProgress(state="ingesting", rows_loaded=0, bytes_read=done))
-
-        def loading(done: int, _: int) -> None:
-            report(IngestProgress(state="ingesting", rows_loaded=0, bytes_read=total))
-
-        path = self._private_file(record.upload_id, "ingest")
         try:
-            try:
-                if not record.etag or not record.sha256:
-                    raise FailedPrecondition(
-                        public_message="the upload has no validated checksum",
-                        reason="UPLOAD_NOT_VALIDATED",
-                    )
-                copy = await self._objects.download(
-                    record.object_key,
-                    path,
-                    if_match=record.etag,
-                    expected_size=total,
-                    on_progress=downloading,
-                )
-                if copy.sha256 != record.sha256:
-                    raise FailedPrecondition(
-                        public_message="object changed after validation", reason="OBJECT_CHANGED"
-                    )
-                table = await self._table(record.graph_id, record.table_name)
-                await asyncio.to_thread(still_fits, path, record.format, table)
-                rows = await self._engine.bulk_load(
-                    record.graph_id,
-                    record.table_name,
-                    path,
-                    record.format,
-                    on_progress=loading,
-                    timeout_seconds=self._limits.ingest_timeout_seconds,
-                )
-            except Rejected as rejected:
-                await self._ingest_failed(record, str(rejected), "UPLOAD_REJECTED")
-                raise FailedPrecondition(
-                    public_message=str(rejected), reason="UPLOAD_REJECTED"
-                ) from None
-            except GraphgateError as error:
-                await self._ingest_failed(record, error.public_message, error.reason)
-                raise
-            except BaseException:
-                await asyncio.shield(self._ingest_failed(record, "ingest interrupted", "INTERNAL"))
-                raise
+            rows = await self._load(record, report)
         finally:
-            path.unlink(missing_ok=True)
-            report(None)
+            report(None)  # always: the stream waits for it
         done = await self._store.mark_ingested(record.graph_id, record.upload_id, rows=rows)
         self._audit.emit(
             AuditEventType.DATA_IMPORT,
@@ -517,11 +470,67 @@ class UploadService:
             table=record.table_name,
             file_format=record.format,
             rows=rows,
-            bytes=total,
+            bytes=record.size_bytes,
         )
         if done is None:
             raise _not_found()  # deleted as a stale ingest meanwhile; the rows are in
         return done
+
+    async def _load(
+        self, record: UploadRecord, report: Callable[[IngestProgress | None], None]
+    ) -> int:
+        """Download, check and COPY; on any failure the upload is FAILED and the error raised."""
+        total = record.size_bytes
+
+        def downloading(done: int) -> None:
+            report(IngestProgress(state="ingesting", rows_loaded=0, bytes_read=done))
+
+        def loading(done: int, _: int) -> None:
+            report(IngestProgress(state="ingesting", rows_loaded=0, bytes_read=total))
+
+        path: Path | None = None
+        try:
+            if not record.etag or not record.sha256:
+                raise FailedPrecondition(
+                    public_message="the upload has no validated checksum",
+                    reason="UPLOAD_NOT_VALIDATED",
+                )
+            path = self._private_file(record.upload_id, "ingest")
+            copy = await self._objects.download(
+                record.object_key,
+                path,
+                if_match=record.etag,
+                expected_size=total,
+                on_progress=downloading,
+            )
+            if copy.sha256 != record.sha256:
+                raise FailedPrecondition(
+                    public_message="object changed after validation", reason="OBJECT_CHANGED"
+                )
+            table = await self._table(record.graph_id, record.table_name)
+            await asyncio.to_thread(still_fits, path, record.format, table)
+            return await self._engine.bulk_load(
+                record.graph_id,
+                record.table_name,
+                path,
+                record.format,
+                on_progress=loading,
+                timeout_seconds=self._limits.ingest_timeout_seconds,
+            )
+        except Rejected as rejected:
+            await self._ingest_failed(record, str(rejected), "UPLOAD_REJECTED")
+            raise FailedPrecondition(
+                public_message=str(rejected), reason="UPLOAD_REJECTED"
+            ) from None
+        except GraphgateError as error:
+            await self._ingest_failed(record, error.public_message, error.reason)
+            raise
+        except BaseException:
+            await asyncio.shield(self._ingest_failed(record, "ingest interrupted", "INTERNAL"))
+            raise
+        finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
 
     async def _ingest_failed(self, record: UploadRecord, message: str, reason: str) -> None:
         changed = reason == "OBJECT_CHANGED"
@@ -549,12 +558,14 @@ class UploadService:
         """One upload of the graph. Raises ``NotFound`` (also for another graph's upload)."""
         return await self._existing(graph_id, upload_id)
 
-    async def list(
+    async def list_uploads(
         self, graph_id: str, *, page_size: int, page_token: str
     ) -> tuple[list[UploadRecord], str]:
         """A page of the graph's uploads, newest first, and the next page's token."""
         size = page_size or 50
-        records = await self._store.list(graph_id, limit=size + 1, before=_cursor(page_token))
+        records = await self._store.list_for_graph(
+            graph_id, limit=size + 1, before=_cursor(page_token)
+        )
         more = len(records) > size
         records = records[:size]
         return records, _page_token(records[-1]) if more and records else ""

@@ -183,7 +183,7 @@ class UploadStore:
         row = await self._pool.fetchrow(_SELECT, *_ids(graph_id, upload_id))
         return _record(row) if row else None
 
-    async def list(
+    async def list_for_graph(
         self, graph_id: str, *, limit: int, before: tuple[datetime, str] | None
     ) -> list[UploadRecord]:
         """The graph's uploads, newest first, older than a cursor."""

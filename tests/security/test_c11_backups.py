@@ -2,8 +2,9 @@
 
 Real PostgreSQL, SeaweedFS and graph workers. Each server here is the
 production chain with the backup RPCs served by :class:`BackupService` under
-keys generated for the test (``app.servicers`` is patched while the server is
-built, until the lead wires the service in).
+keys generated for the test: ``app.servicers`` is patched so that the
+GraphService servicer uses a :class:`BackupService` built here, whether or
+not GraphServicer already serves the backup RPCs itself.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -58,11 +59,18 @@ CHUNK_BYTES = 2048
 
 
 class GraphWithBackups(GraphServicer, BackupHandlers):
-    """GraphServicer with the backup RPCs mixed in, as the lead will wire it."""
+    """GraphServicer with the backup RPCs mixed in, until GraphServicer has them itself."""
 
     def __init__(self, graphs: GraphService, backups: BackupService) -> None:
         GraphServicer.__init__(self, graphs)
         BackupHandlers.__init__(self, backups)
+
+
+def _graph_servicer(graphs: GraphService, backups: BackupService) -> object:
+    if issubclass(GraphServicer, BackupHandlers):  # wired: GraphServicer(graphs, backups)
+        servicer: object = cast(Any, GraphServicer)(graphs, backups)
+        return servicer
+    return GraphWithBackups(graphs, backups)
 
 
 @dataclass
@@ -99,7 +107,7 @@ async def backup_node(
     def servicers(services: Services) -> dict[str, object]:
         backups = built["backups"] = _backup_service(services, keys)
         found = original(services)
-        found["graphgate.v1.GraphService"] = GraphWithBackups(services.graphs, backups)
+        found["graphgate.v1.GraphService"] = _graph_servicer(services.graphs, backups)
         return found
 
     # Every test user here makes more backup calls than the default hourly window.
