@@ -151,23 +151,28 @@ class _GatewayThread:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    from graphgate.server.runner import check_data_dir, serve
+    from graphgate.server.runner import serve
 
     provider = getattr(args, "secrets_provider", None)
     if args.no_gateway:
         serve(settings, provider=provider)
         return
-    check_data_dir(settings.data_dir)  # before the sidecar, so a bad dir is one line
     # The in-process sidecar reaches the gRPC server over loopback and forwards
     # each browser's address as x-forwarded-for: trust loopback for that, or
     # every browser would share one brute-force and rate-limit identity.
     settings = dataclasses.replace(
         settings, trusted_proxies=(*settings.trusted_proxies, *_LOOPBACK)
     )
+    # Started once the embedded S3 address is known: the console uploads to it.
+    serve(settings, provider=provider, beside=_sidecar)
+
+
+@contextmanager
+def _sidecar(settings: Settings) -> Iterator[None]:
     gateway = _GatewayThread(settings)
     gateway.start()
     try:
-        serve(settings, provider=provider)
+        yield
     finally:
         gateway.stop()
 

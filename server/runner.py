@@ -14,7 +14,7 @@ import os
 import signal
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
 
@@ -137,8 +137,17 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def serve(settings: Settings, *, provider: SecretsProvider | None = None) -> None:
-    """Run graphgate in this process until it is told to stop."""
+def serve(
+    settings: Settings,
+    *,
+    provider: SecretsProvider | None = None,
+    beside: Callable[[Settings], AbstractContextManager[object]] | None = None,
+) -> None:
+    """Run graphgate in this process until it is told to stop.
+
+    ``beside`` runs something next to the gRPC server (the REST sidecar) once
+    the embedded servers' addresses are known, and stops it after the server.
+    """
     check_data_dir(settings.data_dir)
     # Until the event loop takes over, turn SIGTERM into an exception so the
     # embedded servers started so far are stopped on the way out.
@@ -146,6 +155,7 @@ def serve(settings: Settings, *, provider: SecretsProvider | None = None) -> Non
     settings = with_local_secrets(settings)
     with (
         embedded_stores(settings) as resolved,
+        beside(resolved) if beside is not None else nullcontext(),
         asyncio.Runner(loop_factory=_loop_factory()) as runner,
     ):
         runner.run(run_service(resolved, provider=provider))

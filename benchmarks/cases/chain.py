@@ -21,7 +21,15 @@ import grpc.aio  # type: ignore[import-untyped, unused-ignore]
 
 from benchmarks.case import Call, Case, SetupResult
 from benchmarks.transports import grpc_channel
-from graphgate.v1 import auth_pb2, auth_pb2_grpc, graph_pb2, graph_pb2_grpc, keys_pb2, keys_pb2_grpc
+from graphgate.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    common_pb2,
+    graph_pb2,
+    graph_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
+)
 
 __all__ = ["CASES"]
 
@@ -58,7 +66,7 @@ class _ChainServer:
                 rate_limit_enabled=rate_limits,
                 # Limits far above what the run reaches: the cost is measured,
                 # not the refusals.
-                rate_limits="analytics=100000000/60,register=1000000/3600",
+                rate_limits="analytics=100000000/60,query=100000000/60,register=1000000/3600",
                 security_audit_enabled=True,
             ),
             endpoints,
@@ -95,7 +103,9 @@ async def _session(channel: grpc.aio.Channel) -> tuple[str, str]:
     auth = auth_pb2_grpc.AuthServiceStub(channel)
     reply = await auth.Register(
         auth_pb2.RegisterRequest(
-            email="bench@example.com", password="Gq7!vR2#mZ9@kL4$", name="Bench"  # noqa: S106
+            email="bench@example.com",
+            password="Gq7!vR2#mZ9@kL4$",
+            name="Bench",  # noqa: S106
         )
     )
     token = reply.session.access_token
@@ -156,6 +166,84 @@ CASES: tuple[Case[Any], ...] = (
         connect=grpc_channel,
         call=analyze_call,
         setup=api_key_setup,
+        start_timeout=90.0,
+    ),
+)
+
+
+async def graph_setup(channel: grpc.aio.Channel) -> SetupResult:
+    """An API key and a graph with a small social network (2,000 people)."""
+    key = (await api_key_setup(channel))["x-api-key"]
+    stub = graph_pb2_grpc.GraphServiceStub(channel)
+    metadata = (("x-api-key", key),)
+    created = await stub.CreateGraph(
+        graph_pb2.CreateGraphRequest(
+            name="bench",
+            schema=[
+                "CREATE NODE TABLE Person(id INT64 PRIMARY KEY)",
+                "CREATE REL TABLE Knows(FROM Person TO Person)",
+            ],
+        ),
+        metadata=metadata,
+    )
+    graph_id = created.graph.graph_id
+    for query in (
+        "UNWIND range(0, 1999) AS i CREATE (:Person {id: i})",
+        "MATCH (a:Person), (b:Person) WHERE b.id = (a.id * 7 + 1) % 2000 CREATE (a)-[:Knows]->(b)",
+        "MATCH (a:Person), (b:Person) WHERE b.id = (a.id * 13 + 5) % 2000 CREATE (a)-[:Knows]->(b)",
+    ):
+        await stub.ExecuteQuery(
+            graph_pb2.ExecuteQueryRequest(graph_id=graph_id, query=query), metadata=metadata
+        )
+    return {"x-api-key": key, "graph-id": graph_id}
+
+
+def _query_call(channel: grpc.aio.Channel, setup: SetupResult, query: str) -> Call:
+    stub = graph_pb2_grpc.GraphServiceStub(channel)
+    request = graph_pb2.ExecuteQueryRequest(
+        graph_id=setup["graph-id"],
+        query=query,
+        parameters={"id": common_pb2.Value(int_value=42)},
+    )
+    metadata = (("x-api-key", setup["x-api-key"]),)
+
+    async def call() -> object:
+        return await stub.ExecuteQuery(request, metadata=metadata, timeout=_TIMEOUT_S)
+
+    return call
+
+
+def return_one_call(channel: grpc.aio.Channel, setup: SetupResult) -> Call:
+    """ExecuteQuery("RETURN 1") through the chain and a graph worker."""
+    return _query_call(channel, setup, "RETURN 1")
+
+
+def two_hop_call(channel: grpc.aio.Channel, setup: SetupResult) -> Call:
+    """An anchored, parameterized 2-hop count through the chain and a graph worker."""
+    return _query_call(
+        channel,
+        setup,
+        "MATCH (a:Person {id: $id})-[:Knows]->()-[:Knows]->(c) RETURN count(c)",
+    )
+
+
+CASES += (
+    Case(
+        name="graph_return_one",
+        summary="ExecuteQuery RETURN 1: chain, firewall, graph worker (API key)",
+        server=chain_server,
+        connect=grpc_channel,
+        call=return_one_call,
+        setup=graph_setup,
+        start_timeout=90.0,
+    ),
+    Case(
+        name="graph_two_hop",
+        summary="ExecuteQuery anchored parameterized 2-hop count over 2,000 people",
+        server=chain_server,
+        connect=grpc_channel,
+        call=two_hop_call,
+        setup=graph_setup,
         start_timeout=90.0,
     ),
 )

@@ -63,6 +63,13 @@ class QueryLimits:
     stream_batch_rows: int = 1000
 
 
+def _read_only(role: str, query_class: QueryClass) -> bool:
+    # Viewers always run read-only (a second wall behind the firewall); reads
+    # of members and admins too, so they run in parallel instead of queueing
+    # behind the graph's single writer.
+    return role == "viewer" or query_class is QueryClass.READ
+
+
 def role_name(role_value: int) -> str:
     """The role name of a ``graphgate.v1.Role`` value."""
     return _ROLE_NAMES[role_value]
@@ -264,7 +271,7 @@ class GraphService:
             graph_id,
             query,
             parameters,
-            read_only=role == "viewer",
+            read_only=_read_only(role, query_class),
             timeout_seconds=self._timeout(role, timeout_ms, deadline),
             row_limit=min(row_limit or limits.default_row_limit, limits.max_row_limit),
             max_result_bytes=limits.max_result_bytes,
@@ -290,7 +297,7 @@ class GraphService:
             graph_id,
             query,
             parameters,
-            read_only=role == "viewer",
+            read_only=_read_only(role, query_class),
             timeout_seconds=self._timeout(role, timeout_ms, deadline),
             row_limit=min(row_limit or limits.stream_row_limit, limits.stream_row_limit),
             batch_rows=limits.stream_batch_rows,
