@@ -36,10 +36,6 @@ OPERATOR_KEY_INVALID = "OPERATOR_KEY_INVALID"
 #: The reason of a sign-in refused by the brute-force guard.
 _BRUTE_FORCE_REASON = "TOO_MANY_FAILED_ATTEMPTS"
 
-_started: ContextVar[tuple[str, float] | None] = ContextVar(
-    "graphgate_metrics_started", default=None
-)
-
 
 def final_code(context: Context, error: BaseException | None) -> grpc.StatusCode:
     """The status the client gets: what was set on the context, else what ``error`` implies."""
@@ -73,15 +69,20 @@ class MetricsInterceptor(Link):
         super().__init__(selector=selector)
         self._metrics = metrics
         self._clock = clock
+        # One variable per link, not per module: two links in one chain (a
+        # test's beside the production one) must not clear each other's start.
+        self._started: ContextVar[tuple[str, float] | None] = ContextVar(
+            f"graphgate_metrics_started_{id(self):x}", default=None
+        )
 
     async def enter(self, request: Any, context: Context, full_method: str) -> None:
-        _started.set((full_method, self._clock()))
+        self._started.set((full_method, self._clock()))
 
     async def exit(self, context: Context, error: BaseException | None) -> None:
-        started = _started.get()
+        started = self._started.get()
         if started is None:
             return
-        _started.set(None)
+        self._started.set(None)
         full_method, at = started
         code = final_code(context, error)
         self._metrics.rpc(full_method, code, self._clock() - at)

@@ -15,10 +15,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -26,11 +27,17 @@ from graphgate.interceptors._wrap import Context, Link
 from graphgate.interceptors.selector import Selector, every_method
 from graphgate.server.context import CallState, begin_call, current_call_or_none
 from graphgate.server.contract import lookup
+from graphgate.server.errors import GraphgateError
 from graphgate.server.services.client_ip import IPNetwork, client_ip
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 _tracer = trace.get_tracer("graphgate.server")
 _span: ContextVar[Span | None] = ContextVar("graphgate_call_span", default=None)
+# The call's span is the *current* span while the call runs, so spans started
+# below it (engine calls, store calls) are its children in the same trace.
+_attached: ContextVar[Token[otel_context.Context] | None] = ContextVar(
+    "graphgate_call_span_token", default=None
+)
 
 
 def _metadata_value(metadata: Any, key: str) -> str | None:
@@ -83,6 +90,7 @@ class TelemetryInterceptor(Link):
             state.trace_id = format(span_context.trace_id, "032x")
         begin_call(state)
         _span.set(span)
+        _attached.set(otel_context.attach(trace.set_span_in_context(span)))
 
     async def respond(self, context: Context) -> None:
         state = current_call_or_none()
@@ -92,6 +100,10 @@ class TelemetryInterceptor(Link):
     async def exit(self, context: Context, error: BaseException | None) -> None:
         state = current_call_or_none()
         span = _span.get()
+        token = _attached.get()
+        if token is not None:
+            _attached.set(None)
+            otel_context.detach(token)
         if state is None or span is None:
             return
         _span.set(None)
@@ -101,6 +113,8 @@ class TelemetryInterceptor(Link):
             span.set_attribute("graphgate.graph_id", state.graph_id)
         if state.principal is not None:
             span.set_attribute("graphgate.caller_kind", state.principal.kind.value)
+        if isinstance(state.error, GraphgateError):
+            span.set_attribute("graphgate.error_reason", state.error.reason)
         if code is not grpc.StatusCode.OK:
             span.set_status(Status(StatusCode.ERROR, code.name))
         span.end()

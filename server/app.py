@@ -21,6 +21,7 @@ from graphgate.interceptors.authentication import AuthenticationInterceptor
 from graphgate.interceptors.authorization import AuthorizationInterceptor
 from graphgate.interceptors.errors import ErrorsInterceptor
 from graphgate.interceptors.fingerprint import FingerprintInterceptor
+from graphgate.interceptors.metrics import MetricsInterceptor
 from graphgate.interceptors.rate_limit import RateLimitInterceptor
 from graphgate.interceptors.telemetry import TelemetryInterceptor
 from graphgate.interceptors.validation import ValidationInterceptor
@@ -45,6 +46,7 @@ def interceptor_chain(services: Services) -> list[aio.ServerInterceptor]:
     rate_policy = services.rate_policy if settings.rate_limit_enabled else None
     chain: list[aio.ServerInterceptor] = [
         TelemetryInterceptor(trusted_proxies=settings.trusted_proxies),
+        MetricsInterceptor(metrics=services.metrics),
         AuditInterceptor(audit_log=audit),
         ErrorsInterceptor(),
         AdmissionInterceptor(controller=services.admission),

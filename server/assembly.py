@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
 from graphgate.server.lifecycle import Stores
+from graphgate.server.observability import EngineObserver, Metrics
 from graphgate.server.secrets import RotatingTokenService
 from graphgate.server.secrets import jwt_keys as ring_jwt_keys
 from graphgate.server.secrets import operator_keys as ring_operator_keys
@@ -63,6 +64,7 @@ class Services:
     admission: AdmissionController
     graphs: GraphService
     backups: BackupService
+    metrics: Metrics
     uploads: UploadService
     graph_store: GraphStore
     rate_policy: RateLimitPolicy
@@ -104,6 +106,7 @@ def build_services(
     *,
     clock: Callable[[], float] = time.time,
     pressure: PressureSource | None = None,
+    metrics: Metrics | None = None,
     jwt_keys: Callable[[], Sequence[str]] | None = None,
     operator_keys: Callable[[], Sequence[str]] | None = None,
 ) -> Services:
@@ -131,6 +134,8 @@ def build_services(
         )
 
     breaker = CircuitBreaker(on_change=breaker_changed)
+    metrics = metrics if metrics is not None else Metrics()
+    metrics.watch_breaker(breaker)
 
     def admission_changed(shedding: bool) -> None:
         audit.emit(
@@ -139,6 +144,7 @@ def build_services(
             outcome="shedding" if shedding else "admitting",
             reason="admission control",
         )
+
     password_hasher = PasswordHasher(cost=settings.bcrypt_rounds)
     # A key is verified by bcrypt once per cache period; a burst of first calls
     # with a new key may queue rather than be refused.
@@ -183,6 +189,8 @@ def build_services(
         clock=clock,
     )
     graph_store = GraphStore(stores.postgres)
+    admission = AdmissionController(source=pressure, on_change=admission_changed)
+    metrics.watch_admission(admission)
     upload_objects = ObjectStore(stores.s3, stores.s3_bucket)
     backups = BackupService(
         store=BackupStore(stores.postgres),
@@ -201,7 +209,9 @@ def build_services(
             limits=QueryLimits(),
             # A deleted graph leaves no upload or backup objects in S3.
             cleanups=(upload_objects.delete_graph_objects, backups.forget_graph),
+            observer=EngineObserver(metrics),
         ),
+        metrics=metrics,
         graph_store=graph_store,
         backups=backups,
         uploads=UploadService(
@@ -211,6 +221,7 @@ def build_services(
             audit=audit,
             limits=UploadLimits(),
             work_dir=settings.data_dir / "uploads",
+            metrics=metrics,
         ),
         stores=stores,
         audit=audit,
@@ -221,7 +232,7 @@ def build_services(
         operators=OperatorAccess(
             operator_keys=operator_keys or (lambda: ring_operator_keys(settings)), audit=audit
         ),
-        admission=AdmissionController(source=pressure, on_change=admission_changed),
+        admission=admission,
         rate_policy=RateLimitPolicy(windows=parse_windows(settings.rate_limits)),
         breaker=breaker,
         local_limiter=LocalRateLimiter(replicas=settings.replicas, clock=clock),

@@ -57,6 +57,16 @@ def _configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # Audit events are bare JSON lines on their own stream, so log pipelines
+    # (and the CloudWatch metric filters in infra/) can parse them as JSON.
+    from graphgate.server.audit import AUDIT_LOGGER
+
+    audit = logging.getLogger(AUDIT_LOGGER)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit.addHandler(handler)
+    audit.setLevel(logging.INFO)
+    audit.propagate = False
 
 
 # --- server commands ------------------------------------------------------------------

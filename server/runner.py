@@ -25,6 +25,7 @@ from graphgate.server.embedded import EmbeddedEndpoints, EmbeddedStores
 from graphgate.server.errors import ConfigurationError
 from graphgate.server.lifecycle import open_stores
 from graphgate.server.local_secrets import with_local_secrets
+from graphgate.server.observability import Metrics, ObservabilityOptions, start_observability
 from graphgate.server.secrets import SecretsProvider, store_credentials_follower
 from graphgate.server.settings import Settings
 
@@ -93,11 +94,29 @@ async def run_service(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     audit = AuditLog(enabled=settings.security_audit_enabled)
+    observability = start_observability(ObservabilityOptions.from_settings(settings))
+    try:
+        await _serve_until_stopped(settings, audit, observability.metrics, stop, ready, provider)
+    finally:
+        # After the drain, so the last calls are still counted and exported.
+        observability.stop()
+    _log.info("stopped")
+
+
+async def _serve_until_stopped(
+    settings: Settings,
+    audit: AuditLog,
+    metrics: Metrics,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None,
+    provider: SecretsProvider | None,
+) -> None:
     async with open_stores(settings, create_bucket=settings.s3_endpoint_url is not None) as stores:
         services = build_services(
             settings,
             stores,
             audit,
+            metrics=metrics,
             jwt_keys=provider.current_jwt_keys if provider else None,
             operator_keys=provider.current_operator_keys if provider else None,
         )
@@ -121,7 +140,6 @@ async def run_service(
         await services.aclose()
         if refresher is not None:
             refresher.cancel()
-    _log.info("stopped")
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

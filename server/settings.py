@@ -120,6 +120,14 @@ class Settings:
     #: Browser origins allowed to call the REST sidecar (CORS).
     cors_origins: tuple[str, ...] = ()
 
+    #: Prometheus scrape endpoint (HOST:PORT); off when unset.
+    metrics_listen: str | None = None
+    otlp_endpoint: str | None = None
+    otlp_protocol: str = "grpc"
+    otlp_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    otlp_ca_file: Path | None = None
+    trace_sample_ratio: float = 1.0
+
     max_message_bytes: int = 8 * 1024 * 1024
     max_concurrent_rpcs: int = 1000
     shutdown_grace_seconds: float = 10.0
@@ -256,6 +264,38 @@ def _hours_to_seconds(raw: str) -> int:
     return round(_positive_float(raw) * 3600)
 
 
+# Observability parsers live with their package; imported lazily so that
+# reading settings does not load prometheus-client and the OpenTelemetry SDK.
+def _metrics_listen(raw: str) -> str | None:
+    from graphgate.server.observability.options import parse_metrics_listen
+
+    return parse_metrics_listen(raw)
+
+
+def _otlp_endpoint(raw: str) -> str:
+    from graphgate.server.observability.options import parse_otlp_endpoint
+
+    return parse_otlp_endpoint(raw)
+
+
+def _otlp_protocol(raw: str) -> str:
+    from graphgate.server.observability.options import parse_otlp_protocol
+
+    return parse_otlp_protocol(raw)
+
+
+def _otlp_headers(raw: str) -> tuple[tuple[str, str], ...]:
+    from graphgate.server.observability.options import parse_otlp_headers
+
+    return parse_otlp_headers(raw)
+
+
+def _sample_ratio(raw: str) -> float:
+    from graphgate.server.observability.options import parse_sample_ratio
+
+    return parse_sample_ratio(raw)
+
+
 def _rate_limits(raw: str) -> str:
     from graphgate.server.services.rate_limits import parse_windows
 
@@ -352,6 +392,12 @@ _SETTINGS: dict[str, tuple[str, _Parser]] = {
     "GRAPHGATE_REPLICAS": ("replicas", _positive_int),
     "GRAPHGATE_RATE_LIMITS": ("rate_limits", _rate_limits),
     "GRAPHGATE_CORS_ORIGINS": ("cors_origins", _keys),
+    "GRAPHGATE_METRICS_LISTEN": ("metrics_listen", _metrics_listen),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": ("otlp_endpoint", _otlp_endpoint),
+    "OTEL_EXPORTER_OTLP_PROTOCOL": ("otlp_protocol", _otlp_protocol),
+    "OTEL_EXPORTER_OTLP_HEADERS": ("otlp_headers", _otlp_headers),
+    "OTEL_EXPORTER_OTLP_CERTIFICATE": ("otlp_ca_file", _file_path),
+    "GRAPHGATE_TRACE_SAMPLE_RATIO": ("trace_sample_ratio", _sample_ratio),
     "GRAPHGATE_MAX_MESSAGE_BYTES": ("max_message_bytes", _positive_int),
     "GRAPHGATE_MAX_CONCURRENT_RPCS": ("max_concurrent_rpcs", _positive_int),
     "GRAPHGATE_SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", _positive_float),
@@ -449,7 +495,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
 
 def _consistency_problems(settings: Settings) -> list[str]:
     """Rules for every environment (production adds its own, listed once)."""
-    problems = []
+    from graphgate.server.observability.options import configuration_problems
+
+    problems = configuration_problems(settings, production=settings.is_production)
     if not settings.is_production:
         # In production, production_problems() words these two itself.
         if settings.jwt_secret_key is not None and len(settings.jwt_secret_key.encode()) < 32:

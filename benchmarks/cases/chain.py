@@ -104,8 +104,8 @@ async def _session(channel: grpc.aio.Channel) -> tuple[str, str]:
     reply = await auth.Register(
         auth_pb2.RegisterRequest(
             email="bench@example.com",
-            password="Gq7!vR2#mZ9@kL4$",
-            name="Bench",  # noqa: S106
+            password="Gq7!vR2#mZ9@kL4$",  # noqa: S106 - a benchmark-only account
+            name="Bench",
         )
     )
     token = reply.session.access_token

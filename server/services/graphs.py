@@ -27,6 +27,7 @@ from graphgate.server.errors import (
     InvalidArgument,
     QueryRefused,
 )
+from graphgate.server.observability.engine import EngineObserver
 from graphgate.server.services.cypher import QueryClass, Role, analyze, authorize
 from graphgate.server.stores.graphs import GraphRecord, GraphStore, MemberRecord
 from graphgate.v1 import common_pb2, graph_pb2
@@ -105,8 +106,11 @@ class GraphService:
         audit: AuditLog,
         limits: QueryLimits,
         cleanups: Sequence[Callable[[str], Awaitable[object]]] = (),
+        observer: EngineObserver | None = None,
     ) -> None:
         self._store = store
+        # Engine calls as child spans and query-time samples (spans only without metrics).
+        self._observe = observer or EngineObserver(None)
         self._cleanups = tuple(cleanups)
         self._engine = engine
         self._audit = audit
@@ -267,15 +271,16 @@ class GraphService:
         """Run one statement and return its rows, up to the row limit."""
         query_class = self._check(query, role, parameters)
         limits = self._limits
-        response = await self._engine.execute(
-            graph_id,
-            query,
-            parameters,
-            read_only=_read_only(role, query_class),
-            timeout_seconds=self._timeout(role, timeout_ms, deadline),
-            row_limit=min(row_limit or limits.default_row_limit, limits.max_row_limit),
-            max_result_bytes=limits.max_result_bytes,
-        )
+        with self._observe.query(query_class.value, operation="execute"):
+            response = await self._engine.execute(
+                graph_id,
+                query,
+                parameters,
+                read_only=_read_only(role, query_class),
+                timeout_seconds=self._timeout(role, timeout_ms, deadline),
+                row_limit=min(row_limit or limits.default_row_limit, limits.max_row_limit),
+                max_result_bytes=limits.max_result_bytes,
+            )
         response.query_class = QUERY_CLASS_VALUES[query_class]
         return response
 
@@ -304,10 +309,13 @@ class GraphService:
             stream_timeout_seconds=None if deadline is None else max(deadline, 0.01),
         )
         try:
-            async for message in stream:
-                if message.HasField("summary"):
-                    message.summary.query_class = QUERY_CLASS_VALUES[query_class]
-                yield message
+            with self._observe.query(query_class.value, operation="stream") as call:
+                async for message in stream:
+                    if message.HasField("summary"):
+                        message.summary.query_class = QUERY_CLASS_VALUES[query_class]
+                        # The engine's own time: a slow reader is not a slow query.
+                        call.engine_seconds = message.summary.execution_time_ms / 1000
+                    yield message
         finally:
             await stream.aclose()
 

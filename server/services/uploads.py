@@ -57,6 +57,7 @@ from graphgate.server.errors import (
     QuotaViolation,
     RateLimited,
 )
+from graphgate.server.observability import Metrics
 from graphgate.server.services.upload_validation import (
     Checks,
     Rejected,
@@ -182,6 +183,7 @@ class UploadService:
         audit: AuditLog,
         limits: UploadLimits,
         work_dir: Path,
+        metrics: Metrics | None = None,
     ) -> None:
         """``work_dir`` holds local copies; it must be inside the engine's data directory.
 
@@ -194,6 +196,7 @@ class UploadService:
         work.mkdir(mode=0o700, parents=True, exist_ok=True)
         work.chmod(0o700)
         self._work_dir = work
+        self._metrics = metrics
         self._store = store
         self._objects = objects
         self._engine = engine
@@ -461,6 +464,8 @@ class UploadService:
             rows = await self._load(record, report)
         finally:
             report(None)  # always: the stream waits for it
+        if self._metrics is not None:
+            self._metrics.ingest_rows(rows)
         done = await self._store.mark_ingested(record.graph_id, record.upload_id, rows=rows)
         self._audit.emit(
             AuditEventType.DATA_IMPORT,
