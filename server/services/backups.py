@@ -43,10 +43,8 @@ leaves the graph untouched; the engine only ever imports verified files.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import hmac
-import json
 import logging
 import shutil
 import tarfile
@@ -54,7 +52,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from cryptography.fernet import Fernet, MultiFernet
@@ -73,6 +70,7 @@ from graphgate.server.errors import (
 from graphgate.server.services.backup_archive import ArchiveRefused, unpack
 from graphgate.server.services.backup_files import new_workspace, open_sealed, reseal, seal_export
 from graphgate.server.services.backup_format import DEFAULT_CHUNK_BYTES, BrokenSeal, binding
+from graphgate.server.services.pagination import decode_page_token, page_of
 from graphgate.server.stores.backup_objects import BackupObjects, backup_key
 from graphgate.server.stores.backups import BackupRecord, BackupStore
 
@@ -109,25 +107,6 @@ def _canonical(value: str, field: str) -> str:
             reason="INVALID_ID",
             violations=[FieldViolation(field, "must be a UUID")],
         ) from None
-
-
-def _page_token(record: BackupRecord) -> str:
-    raw = json.dumps([record.created_at.isoformat(), record.backup_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _cursor(token: str) -> tuple[datetime, str] | None:
-    if not token:
-        return None
-    try:
-        created, backup_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(created), str(uuid.UUID(backup_id))
-    except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError
-        raise InvalidArgument(
-            public_message="invalid page token",
-            reason="INVALID_PAGE_TOKEN",
-            violations=[FieldViolation("page_token", "not a token this server issued")],
-        ) from exc
 
 
 class BackupService:
@@ -206,11 +185,9 @@ class BackupService:
         """A page of the graph's backups, newest first, and the next page's token."""
         size = page_size or 50
         records = await self._store.list_for_graph(
-            _canonical(graph_id, "graph_id"), limit=size + 1, before=_cursor(page_token)
+            _canonical(graph_id, "graph_id"), limit=size + 1, before=decode_page_token(page_token)
         )
-        more = len(records) > size
-        records = records[:size]
-        return records, _page_token(records[-1]) if more and records else ""
+        return page_of(records, size, lambda r: (r.created_at, r.backup_id))
 
     async def restore(self, graph_id: str, backup_id: str) -> BackupRecord:
         """Replace the graph's data with one of its backups, after checking it in full.

@@ -10,13 +10,10 @@ generated id only.
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
 from graphgate.server.context import Principal
@@ -29,6 +26,7 @@ from graphgate.server.errors import (
 )
 from graphgate.server.observability.engine import EngineObserver
 from graphgate.server.services.cypher import QueryClass, Role, analyze, authorize
+from graphgate.server.services.pagination import decode_page_token, page_of
 from graphgate.server.stores.graphs import GraphRecord, GraphStore, MemberRecord
 from graphgate.v1 import common_pb2, graph_pb2
 
@@ -74,25 +72,6 @@ def _read_only(role: str, query_class: QueryClass) -> bool:
 def role_name(role_value: int) -> str:
     """The role name of a ``graphgate.v1.Role`` value."""
     return _ROLE_NAMES[role_value]
-
-
-def _page_token(record: GraphRecord) -> str:
-    raw = json.dumps([record.created_at.isoformat(), record.graph_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _cursor(token: str) -> tuple[datetime, str] | None:
-    if not token:
-        return None
-    try:
-        created, graph_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(created), str(uuid.UUID(graph_id))
-    except (ValueError, TypeError) as exc:
-        raise InvalidArgument(
-            public_message="invalid page token",
-            reason="INVALID_PAGE_TOKEN",
-            violations=[FieldViolation("page_token", "not a token this server issued")],
-        ) from exc
 
 
 class GraphService:
@@ -165,11 +144,9 @@ class GraphService:
         """A page of the caller's top-level graphs and the next page's token."""
         size = page_size or 50
         records = await self._store.list_for_user(
-            principal.user_id, limit=size + 1, after=_cursor(page_token)
+            principal.user_id, limit=size + 1, after=decode_page_token(page_token)
         )
-        more = len(records) > size
-        records = records[:size]
-        return records, _page_token(records[-1]) if more and records else ""
+        return page_of(records, size, lambda r: (r.created_at, r.graph_id))
 
     async def delete(self, graph_id: str) -> list[str]:
         """Delete a graph, its subgraphs and their databases; returns the deleted ids."""

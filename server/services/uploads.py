@@ -32,9 +32,7 @@ another graph's upload answers NOT_FOUND like an unknown one (C9).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
 import os
 import tempfile
@@ -42,7 +40,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
@@ -58,6 +55,7 @@ from graphgate.server.errors import (
     RateLimited,
 )
 from graphgate.server.observability import Metrics
+from graphgate.server.services.pagination import decode_page_token, page_of
 from graphgate.server.services.upload_validation import (
     Checks,
     Rejected,
@@ -150,25 +148,6 @@ class _NotUploadedYet(Exception):
 
 def _not_found() -> NotFound:
     return NotFound(public_message="upload not found", reason="UPLOAD_NOT_FOUND")
-
-
-def _page_token(record: UploadRecord) -> str:
-    raw = json.dumps([record.created_at.isoformat(), record.upload_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _cursor(token: str) -> tuple[datetime, str] | None:
-    if not token:
-        return None
-    try:
-        created, upload_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(created), str(uuid.UUID(upload_id))
-    except (ValueError, TypeError) as exc:
-        raise InvalidArgument(
-            public_message="invalid page token",
-            reason="INVALID_PAGE_TOKEN",
-            violations=[FieldViolation("page_token", "not a token this server issued")],
-        ) from exc
 
 
 class UploadService:
@@ -569,11 +548,9 @@ class UploadService:
         """A page of the graph's uploads, newest first, and the next page's token."""
         size = page_size or 50
         records = await self._store.list_for_graph(
-            graph_id, limit=size + 1, before=_cursor(page_token)
+            graph_id, limit=size + 1, before=decode_page_token(page_token)
         )
-        more = len(records) > size
-        records = records[:size]
-        return records, _page_token(records[-1]) if more and records else ""
+        return page_of(records, size, lambda r: (r.created_at, r.upload_id))
 
     async def delete(self, graph_id: str, upload_id: str) -> None:
         """Delete an upload and its object. Raises ``NotFound``, ``FailedPrecondition``
