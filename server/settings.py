@@ -129,7 +129,7 @@ class Settings:
     trace_sample_ratio: float = 1.0
 
     max_message_bytes: int = 8 * 1024 * 1024
-    max_concurrent_rpcs: int = 1000
+    max_concurrent_rpcs: int = 512
     shutdown_grace_seconds: float = 10.0
     drain_pause_seconds: float = 1.0
 

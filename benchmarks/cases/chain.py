@@ -45,7 +45,14 @@ class _ChainServer:
         self._embedded: Any = None
         self._server: Any = None
 
-    async def start(self, address: str, *, rate_limits: bool, bcrypt_rounds: int = 4) -> None:
+    async def start(
+        self,
+        address: str,
+        *,
+        rate_limits: bool,
+        bcrypt_rounds: int = 4,
+        operator_key: str | None = None,
+    ) -> None:
         from graphgate.server.app import GraphgateServer
         from graphgate.server.assembly import build_services
         from graphgate.server.audit import AuditLog
@@ -68,6 +75,7 @@ class _ChainServer:
                 # not the refusals.
                 rate_limits="analytics=100000000/60,query=100000000/60,register=1000000/3600",
                 security_audit_enabled=True,
+                operator_api_key=operator_key,
             ),
             endpoints,
         )

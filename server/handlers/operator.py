@@ -33,6 +33,8 @@ class OperatorServicer:
             inflight_start=t.inflight_start,
             inflight_stop=t.inflight_stop,
             per_graph_inflight=t.per_graph_inflight,
+            loop_lag_start_ms=t.loop_lag_start_ms,
+            loop_lag_stop_ms=t.loop_lag_stop_ms,
         )
 
     async def GetAdmission(
@@ -46,12 +48,14 @@ class OperatorServicer:
             cpu_percent=controller.pressure.cpu_percent,
             shed_total=controller.shed_total,
             thresholds=self._thresholds(),
+            loop_lag_ms=controller.loop_lag_ms,
         )
 
     async def SetAdmissionThresholds(
         self, request: operator_pb2.SetAdmissionThresholdsRequest, context: Any
     ) -> operator_pb2.SetAdmissionThresholdsResponse:
         t = request.thresholds
+        current = self._admission.thresholds
         try:
             self._admission.update(
                 memory_start_bytes=t.memory_start_bytes,
@@ -61,6 +65,8 @@ class OperatorServicer:
                 inflight_start=t.inflight_start,
                 inflight_stop=t.inflight_stop,
                 per_graph_inflight=t.per_graph_inflight,
+                loop_lag_start_ms=t.loop_lag_start_ms or current.loop_lag_start_ms,
+                loop_lag_stop_ms=t.loop_lag_stop_ms or current.loop_lag_stop_ms,
             )
         except ValueError as exc:
             raise InvalidArgument(

@@ -40,9 +40,14 @@ class Thresholds:
     #: runaway threads; the in-flight count is the better queueing signal.
     cpu_start_percent: float = 400.0
     cpu_stop_percent: float = 300.0
-    inflight_start: int = 800
-    inflight_stop: int = 600
+    inflight_start: int = 256
+    inflight_stop: int = 192
     per_graph_inflight: int = 64
+    #: Event-loop lag: how late the sampler wakes up. It is the queueing signal
+    #: that in-flight counts miss, since calls wait in gRPC before any
+    #: interceptor sees them.
+    loop_lag_start_ms: float = 250.0
+    loop_lag_stop_ms: float = 100.0
     retry_after_seconds: float = 1.0
 
     def __post_init__(self) -> None:
@@ -50,6 +55,7 @@ class Thresholds:
             (self.memory_stop_bytes, self.memory_start_bytes),
             (self.cpu_stop_percent, self.cpu_start_percent),
             (self.inflight_stop, self.inflight_start),
+            (self.loop_lag_stop_ms, self.loop_lag_start_ms),
         ]
         if any(stop > start or stop < 0 for stop, start in pairs):
             raise ValueError("each stop threshold must be between 0 and its start threshold")
@@ -120,6 +126,7 @@ class AdmissionController:
         self._on_change = on_change
         self._clock = clock
         self._pressure = Pressure(0, 0.0)
+        self._lag_ms = 0.0
         self._shedding = False
         self._inflight = 0
         self._per_graph: Counter[str] = Counter()
@@ -146,15 +153,22 @@ class AdmissionController:
         """The latest sample."""
         return self._pressure
 
+    @property
+    def loop_lag_ms(self) -> float:
+        """How late the last background sample woke up, in milliseconds."""
+        return self._lag_ms
+
     def update(self, **changes: float) -> Thresholds:
         """Change thresholds at run time; raises ValueError for inconsistent ones."""
         self._thresholds = dataclasses.replace(self._thresholds, **changes)  # type: ignore[arg-type]
         self._evaluate()
         return self._thresholds
 
-    def sample_now(self) -> None:
+    def sample_now(self, *, loop_lag_ms: float | None = None) -> None:
         """Take one sample and re-evaluate (the background loop calls this)."""
         self._pressure = self._source.sample()
+        if loop_lag_ms is not None:
+            self._lag_ms = loop_lag_ms
         self._evaluate()
 
     def _evaluate(self) -> None:
@@ -164,6 +178,7 @@ class AdmissionController:
                 p.memory_bytes < t.memory_stop_bytes
                 and p.cpu_percent < t.cpu_stop_percent
                 and self._inflight < t.inflight_stop
+                and self._lag_ms < t.loop_lag_stop_ms
             )
             if calm:
                 self._set(False)
@@ -171,6 +186,7 @@ class AdmissionController:
             p.memory_bytes >= t.memory_start_bytes
             or p.cpu_percent >= t.cpu_start_percent
             or self._inflight >= t.inflight_start
+            or self._lag_ms >= t.loop_lag_start_ms
         ):
             self._set(True)
 
@@ -178,11 +194,12 @@ class AdmissionController:
         self._shedding = shedding
         p = self._pressure
         _log.warning(
-            "admission: %s (memory %d MiB, cpu %.0f%%, in flight %d)",
+            "admission: %s (memory %d MiB, cpu %.0f%%, in flight %d, loop lag %.0f ms)",
             "shedding load" if shedding else "admitting again",
             p.memory_bytes // 2**20,
             p.cpu_percent,
             self._inflight,
+            self._lag_ms,
         )
         if self._on_change is not None:
             self._on_change(shedding)
@@ -225,9 +242,11 @@ class AdmissionController:
             self._task = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            due = loop.time() + self._interval
             await asyncio.sleep(self._interval)
             try:
-                self.sample_now()
+                self.sample_now(loop_lag_ms=max(0.0, (loop.time() - due) * 1000))
             except psutil.Error:  # pragma: no cover - psutil failing is not fatal
                 _log.exception("admission: sampling failed")

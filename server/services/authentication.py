@@ -21,6 +21,7 @@ import hmac
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,6 +96,7 @@ class Authenticator:
         self._touch_ms = touch_interval_seconds * 1000
         self._clock = clock
         self._background: set[asyncio.Task[None]] = set()
+        self._local_proofs: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     # --- bearer tokens ---------------------------------------------------
 
@@ -265,8 +267,10 @@ class Authenticator:
             self._refuse_key(AuditEventType.API_KEY_EXPIRED, "EXPIRED")
         if not owner.active:
             self._refuse_key(AuditEventType.API_KEY_INVALID, "USER_INACTIVE")
-        if not await self._hasher.verify(api_key, record.secret_hash):
-            self._refuse_key(AuditEventType.API_KEY_INVALID, "WRONG_SECRET")
+        if not self._proven_recently(record.api_key_id, digest):
+            if not await self._hasher.verify(api_key, record.secret_hash):
+                self._refuse_key(AuditEventType.API_KEY_INVALID, "WRONG_SECRET")
+            self._remember_proof(record.api_key_id, digest)
         if cache:
             fields = {
                 "sha": digest,
@@ -290,6 +294,22 @@ class Authenticator:
             key_lookup_id=lookup_id,
         )
         return AuthResult(principal=principal, rate=None)
+
+    def _proven_recently(self, api_key_id: str, digest: str) -> bool:
+        # While Valkey cannot cache verifications, every call would pay a
+        # bcrypt and a slow Valkey would turn load into a bcrypt storm. This
+        # process remembers which key digests it verified; revocation, expiry
+        # and the owner's state are still read from PostgreSQL on every call.
+        proof = self._local_proofs.get(api_key_id)
+        if proof is None or proof[1] < self._clock():
+            return False
+        return hmac.compare_digest(proof[0], digest)
+
+    def _remember_proof(self, api_key_id: str, digest: str) -> None:
+        self._local_proofs[api_key_id] = (digest, self._clock() + self._cache_ms / 1000)
+        self._local_proofs.move_to_end(api_key_id)
+        while len(self._local_proofs) > 10_000:
+            self._local_proofs.popitem(last=False)
 
     def _refuse_key(self, event: AuditEventType, why: str) -> NoReturn:
         self._audit.emit(

@@ -293,6 +293,8 @@ class AdmissionThresholds(_message.Message):
     INFLIGHT_START_FIELD_NUMBER: _builtins.int
     INFLIGHT_STOP_FIELD_NUMBER: _builtins.int
     PER_GRAPH_INFLIGHT_FIELD_NUMBER: _builtins.int
+    LOOP_LAG_START_MS_FIELD_NUMBER: _builtins.int
+    LOOP_LAG_STOP_MS_FIELD_NUMBER: _builtins.int
     memory_start_bytes: _builtins.int
     """Resident memory at which shedding starts, in bytes."""
     memory_stop_bytes: _builtins.int
@@ -307,6 +309,10 @@ class AdmissionThresholds(_message.Message):
     """Calls in flight below which shedding may stop."""
     per_graph_inflight: _builtins.int
     """Most calls in flight for one graph."""
+    loop_lag_start_ms: _builtins.float
+    """Event-loop lag (ms) at which shedding starts; zero keeps the current value."""
+    loop_lag_stop_ms: _builtins.float
+    """Event-loop lag (ms) below which shedding may stop; zero keeps the current value."""
     def __init__(
         self,
         *,
@@ -317,10 +323,12 @@ class AdmissionThresholds(_message.Message):
         inflight_start: _builtins.int = ...,
         inflight_stop: _builtins.int = ...,
         per_graph_inflight: _builtins.int = ...,
+        loop_lag_start_ms: _builtins.float = ...,
+        loop_lag_stop_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_start_percent", b"cpu_start_percent", "cpu_stop_percent", b"cpu_stop_percent", "inflight_start", b"inflight_start", "inflight_stop", b"inflight_stop", "memory_start_bytes", b"memory_start_bytes", "memory_stop_bytes", b"memory_stop_bytes", "per_graph_inflight", b"per_graph_inflight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_start_percent", b"cpu_start_percent", "cpu_stop_percent", b"cpu_stop_percent", "inflight_start", b"inflight_start", "inflight_stop", b"inflight_stop", "loop_lag_start_ms", b"loop_lag_start_ms", "loop_lag_stop_ms", b"loop_lag_stop_ms", "memory_start_bytes", b"memory_start_bytes", "memory_stop_bytes", b"memory_stop_bytes", "per_graph_inflight", b"per_graph_inflight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -355,6 +363,7 @@ class GetAdmissionResponse(_message.Message):
     CPU_PERCENT_FIELD_NUMBER: _builtins.int
     SHED_TOTAL_FIELD_NUMBER: _builtins.int
     THRESHOLDS_FIELD_NUMBER: _builtins.int
+    LOOP_LAG_MS_FIELD_NUMBER: _builtins.int
     shedding: _builtins.bool
     """True while new calls are refused."""
     inflight: _builtins.int
@@ -365,6 +374,8 @@ class GetAdmissionResponse(_message.Message):
     """CPU use at the last sample, percent of one core."""
     shed_total: _builtins.int
     """Calls refused since start."""
+    loop_lag_ms: _builtins.float
+    """How late the last background sample woke up, in milliseconds."""
     @_builtins.property
     def thresholds(self) -> Global___AdmissionThresholds:
         """The thresholds in force."""
@@ -378,10 +389,11 @@ class GetAdmissionResponse(_message.Message):
         cpu_percent: _builtins.float = ...,
         shed_total: _builtins.int = ...,
         thresholds: Global___AdmissionThresholds | None = ...,
+        loop_lag_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["thresholds", b"thresholds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_percent", b"cpu_percent", "inflight", b"inflight", "memory_bytes", b"memory_bytes", "shed_total", b"shed_total", "shedding", b"shedding", "thresholds", b"thresholds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_percent", b"cpu_percent", "inflight", b"inflight", "loop_lag_ms", b"loop_lag_ms", "memory_bytes", b"memory_bytes", "shed_total", b"shed_total", "shedding", b"shedding", "thresholds", b"thresholds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
