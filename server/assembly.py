@@ -92,10 +92,11 @@ class Services:
 def identity_secret(settings: Settings) -> bytes:
     """The key of the digests that stand for IPs and emails in Valkey.
 
-    Derived from the JWT signing key so every replica agrees without another
-    setting; a separate derivation keeps the two uses independent.
+    ``GRAPHGATE_IDENTITY_HASH_KEY`` when set (it never rotates, so brute-force
+    counters and rate windows survive a JWT key rotation); otherwise derived
+    from the JWT signing key, so every replica still agrees.
     """
-    base = (settings.jwt_secret_key or "").encode()
+    base = (settings.identity_hash_key or settings.jwt_secret_key or "").encode()
     return hmac.new(base, b"graphgate identity digests v1", hashlib.sha256).digest()
 
 

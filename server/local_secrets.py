@@ -48,6 +48,9 @@ def with_local_secrets(settings: Settings) -> Settings:
     if not settings.operator_api_key:
         key = _read_or_create(operator_key_path(settings.data_dir))
         settings = dataclasses.replace(settings, operator_api_key=key)
+    if not settings.identity_hash_key:
+        key = _read_or_create(settings.data_dir / "secrets" / "identity-hash-key")
+        settings = dataclasses.replace(settings, identity_hash_key=key)
     if not settings.backup_encryption_keys:
         key = _read_or_create(settings.data_dir / "secrets" / "backup-key", fernet=True)
         settings = dataclasses.replace(settings, backup_encryption_keys=(key,))

@@ -117,6 +117,10 @@ class Settings:
     replicas: int = 1
     rate_limits: str = ""
 
+    #: Key of the digests that stand for IPs and accounts in Valkey. It must not
+    #: rotate with the JWT key (that would reset brute-force and rate windows).
+    identity_hash_key: str | None = field(default=None, repr=False)
+
     #: Browser origins allowed to call the REST sidecar (CORS).
     cors_origins: tuple[str, ...] = ()
 
@@ -392,6 +396,7 @@ _SETTINGS: dict[str, tuple[str, _Parser]] = {
     "GRAPHGATE_REPLICAS": ("replicas", _positive_int),
     "GRAPHGATE_RATE_LIMITS": ("rate_limits", _rate_limits),
     "GRAPHGATE_CORS_ORIGINS": ("cors_origins", _keys),
+    "GRAPHGATE_IDENTITY_HASH_KEY": ("identity_hash_key", str),
     "GRAPHGATE_METRICS_LISTEN": ("metrics_listen", _metrics_listen),
     "OTEL_EXPORTER_OTLP_ENDPOINT": ("otlp_endpoint", _otlp_endpoint),
     "OTEL_EXPORTER_OTLP_PROTOCOL": ("otlp_protocol", _otlp_protocol),
