@@ -127,6 +127,8 @@ class AdmissionController:
         self._clock = clock
         self._pressure = Pressure(0, 0.0)
         self._lag_ms = 0.0
+        self._last_lag_ms = 0.0
+        self._users = 0
         self._shedding = False
         self._inflight = 0
         self._per_graph: Counter[str] = Counter()
@@ -168,7 +170,10 @@ class AdmissionController:
         """Take one sample and re-evaluate (the background loop calls this)."""
         self._pressure = self._source.sample()
         if loop_lag_ms is not None:
-            self._lag_ms = loop_lag_ms
+            # Two late wake-ups in a row, not one: a single pause (a GC, a
+            # blocking call) is not a queue, and must not shed on its own.
+            self._lag_ms = min(loop_lag_ms, self._last_lag_ms)
+            self._last_lag_ms = loop_lag_ms
         self._evaluate()
 
     def _evaluate(self) -> None:
@@ -228,14 +233,16 @@ class AdmissionController:
             self._evaluate()
 
     async def start(self) -> None:
-        """Start the background sampler."""
+        """Start the background sampler (counted: each start needs a stop)."""
+        self._users += 1
         if self._task is None:
             self.sample_now()
             self._task = asyncio.create_task(self._run(), name="admission-sampler")
 
     async def stop(self) -> None:
-        """Stop the background sampler."""
-        if self._task is not None:
+        """Stop the background sampler once every starter has stopped."""
+        self._users = max(0, self._users - 1)
+        if self._task is not None and self._users == 0:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
