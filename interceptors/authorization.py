@@ -18,15 +18,9 @@ from graphgate.interceptors.selector import Selector, contract_methods
 from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
 from graphgate.server.context import current_call
 from graphgate.server.errors import NotFound, PermissionDenied
-from graphgate.v1 import common_pb2, policy_pb2
+from graphgate.server.roles import ROLE_RANK
+from graphgate.v1 import policy_pb2
 
-#: Role names, strongest first, and the proto enum value of each.
-_RANK = {"admin": 3, "member": 2, "viewer": 1}
-ROLE_VALUES = {
-    "admin": common_pb2.ROLE_ADMIN,
-    "member": common_pb2.ROLE_MEMBER,
-    "viewer": common_pb2.ROLE_VIEWER,
-}
 _NEEDED = {
     policy_pb2.ACCESS_GRAPH_VIEWER: 1,
     policy_pb2.ACCESS_GRAPH_MEMBER: 2,
@@ -60,8 +54,8 @@ class AuthorizationInterceptor(Link):
         if role is None:
             raise NotFound(public_message="graph not found", reason="GRAPH_NOT_FOUND")
         call.graph_id = graph_id
-        call.graph_role = ROLE_VALUES[role]
-        if _RANK[role] < _NEEDED[method.access]:
+        call.graph_role = role
+        if ROLE_RANK[role] < _NEEDED[method.access]:
             self._audit.emit(
                 AuditEventType.PRIVILEGE_ESCALATION_ATTEMPT,
                 risk=RiskLevel.HIGH,

@@ -58,8 +58,8 @@ class CallState:
     trace_id: str = ""
     principal: Principal | None = None
     graph_id: str | None = None
-    #: The caller's role on ``graph_id`` as an ``graphgate.v1.Role`` value.
-    graph_role: int = 0
+    #: The caller's role on ``graph_id``: "admin", "member" or "viewer".
+    graph_role: str = ""
     #: Metadata to return to the client: initial metadata on success,
     #: trailing metadata on failure.
     response_metadata: list[tuple[str, str]] = field(default_factory=list)

@@ -8,16 +8,11 @@ from typing import Any
 from graphgate.server.context import current_call, current_principal
 from graphgate.server.handlers import convert
 from graphgate.server.handlers.backups import BackupHandlers
+from graphgate.server.roles import ROLE_VALUES
 from graphgate.server.services.backups import BackupService
-from graphgate.server.services.graphs import GraphService, role_name, seconds_left
+from graphgate.server.services.graphs import GraphService, seconds_left
 from graphgate.server.stores.graphs import GraphRecord, MemberRecord
 from graphgate.v1 import common_pb2, graph_pb2
-
-_ROLE_VALUES = {
-    "admin": common_pb2.ROLE_ADMIN,
-    "member": common_pb2.ROLE_MEMBER,
-    "viewer": common_pb2.ROLE_VIEWER,
-}
 
 
 def _graph(record: GraphRecord) -> graph_pb2.Graph:
@@ -26,19 +21,19 @@ def _graph(record: GraphRecord) -> graph_pb2.Graph:
         name=record.name,
         description=record.description,
         parent_graph_id=record.parent_graph_id or "",
-        role=_ROLE_VALUES.get(record.role or "", common_pb2.ROLE_UNSPECIFIED),
+        role=ROLE_VALUES.get(record.role or "", common_pb2.ROLE_UNSPECIFIED),
         created_at=convert.timestamp(record.created_at),
     )
 
 
 def _member(record: MemberRecord) -> graph_pb2.Member:
     return graph_pb2.Member(
-        user_id=record.user_id, email=record.email, role=_ROLE_VALUES[record.role]
+        user_id=record.user_id, email=record.email, role=ROLE_VALUES[record.role]
     )
 
 
 def _role() -> str:
-    return role_name(current_call().graph_role)
+    return current_call().graph_role
 
 
 class GraphServicer(BackupHandlers):

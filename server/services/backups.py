@@ -62,17 +62,16 @@ from graphgate.server.engine.layout import graphs_root
 from graphgate.server.engine.pool import GraphEngine
 from graphgate.server.errors import (
     FailedPrecondition,
-    FieldViolation,
     GraphgateError,
-    InvalidArgument,
     Unavailable,
 )
 from graphgate.server.services.backup_archive import ArchiveRefused, unpack
 from graphgate.server.services.backup_files import new_workspace, open_sealed, reseal, seal_export
 from graphgate.server.services.backup_format import DEFAULT_CHUNK_BYTES, BrokenSeal, binding
 from graphgate.server.services.pagination import decode_page_token, page_of
-from graphgate.server.stores.backup_objects import BackupObjects, backup_key
+from graphgate.server.stores.backup_objects import BackupObjects
 from graphgate.server.stores.backups import BackupRecord, BackupStore
+from graphgate.server.stores.object_keys import backup_key, canonical_id
 
 _log = logging.getLogger("graphgate.backups")
 
@@ -96,17 +95,6 @@ class ReencryptReport:
 
     reencrypted: int
     failed: tuple[str, ...]
-
-
-def _canonical(value: str, field: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise InvalidArgument(
-            public_message=f"{field} must be a UUID",
-            reason="INVALID_ID",
-            violations=[FieldViolation(field, "must be a UUID")],
-        ) from None
 
 
 class BackupService:
@@ -150,7 +138,7 @@ class BackupService:
         :class:`DeadlineExceeded`. Nothing is recorded or left in S3 on failure.
         """
         fernet = self._require_fernet()
-        graph_id = _canonical(graph_id, "graph_id")
+        graph_id = canonical_id(graph_id, "graph_id")
         backup_id = str(uuid.uuid4())
         key = backup_key(graph_id, backup_id)
         owner = binding(uuid.UUID(graph_id), uuid.UUID(backup_id))
@@ -185,7 +173,7 @@ class BackupService:
         """A page of the graph's backups, newest first, and the next page's token."""
         size = page_size or 50
         records = await self._store.list_for_graph(
-            _canonical(graph_id, "graph_id"), limit=size + 1, before=decode_page_token(page_token)
+            canonical_id(graph_id, "graph_id"), limit=size + 1, before=decode_page_token(page_token)
         )
         return page_of(records, size, lambda r: (r.created_at, r.backup_id))
 
@@ -200,7 +188,7 @@ class BackupService:
         """
         fernet = self._require_fernet()
         record = await self._store.get(
-            _canonical(graph_id, "graph_id"), _canonical(backup_id, "backup_id")
+            canonical_id(graph_id, "graph_id"), canonical_id(backup_id, "backup_id")
         )
         owner = binding(uuid.UUID(record.graph_id), uuid.UUID(record.backup_id))
         async with self._slot(), self._workspace() as work:
@@ -243,7 +231,7 @@ class BackupService:
         """
         fernet = self._require_fernet()
         record = await self._store.get(
-            _canonical(graph_id, "graph_id"), _canonical(backup_id, "backup_id")
+            canonical_id(graph_id, "graph_id"), canonical_id(backup_id, "backup_id")
         )
         owner = binding(uuid.UUID(record.graph_id), uuid.UUID(record.backup_id))
         async with self._slot(), self._workspace() as work:
@@ -285,7 +273,7 @@ class BackupService:
 
         Raises :class:`StoreUnavailable`.
         """
-        return await self._objects.delete_graph(_canonical(graph_id, "graph_id"))
+        return await self._objects.delete_graph(canonical_id(graph_id, "graph_id"))
 
     # --- helpers -------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from graphgate.server.errors import (
     QueryRefused,
 )
 from graphgate.server.observability.engine import EngineObserver
+from graphgate.server.roles import role_name
 from graphgate.server.services.cypher import QueryClass, Role, analyze, authorize
 from graphgate.server.services.pagination import decode_page_token, page_of
 from graphgate.server.stores.graphs import GraphRecord, GraphStore, MemberRecord
@@ -39,11 +40,6 @@ QUERY_CLASS_VALUES = {
     QueryClass.SCHEMA_DDL: graph_pb2.QUERY_CLASS_SCHEMA_DDL,
 }
 _ROLES = {"admin": Role.ADMIN, "member": Role.MEMBER, "viewer": Role.VIEWER}
-_ROLE_NAMES: dict[int, str] = {
-    common_pb2.ROLE_ADMIN: "admin",
-    common_pb2.ROLE_MEMBER: "member",
-    common_pb2.ROLE_VIEWER: "viewer",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +63,6 @@ def _read_only(role: str, query_class: QueryClass) -> bool:
     # of members and admins too, so they run in parallel instead of queueing
     # behind the graph's single writer.
     return role == "viewer" or query_class is QueryClass.READ
-
-
-def role_name(role_value: int) -> str:
-    """The role name of a ``graphgate.v1.Role`` value."""
-    return _ROLE_NAMES[role_value]
 
 
 class GraphService:

@@ -64,7 +64,8 @@ from graphgate.server.services.upload_validation import (
     table_spec,
     validate,
 )
-from graphgate.server.stores.objects import ObjectStore, PresignedPost, upload_key
+from graphgate.server.stores.object_keys import upload_key
+from graphgate.server.stores.objects import ObjectStore, PresignedPost
 from graphgate.server.stores.uploads import NewUpload, UploadRecord, UploadStore
 
 _log = logging.getLogger("graphgate.uploads")

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
-from graphgate.server.errors import FailedPrecondition, InvalidArgument, StoreUnavailable
+from graphgate.server.errors import FailedPrecondition, StoreUnavailable
+from graphgate.server.stores.object_keys import backup_prefix
 
 #: The server-side encryption every backup object is written with (SSE-S3).
 SERVER_SIDE_ENCRYPTION = "AES256"
@@ -33,26 +33,6 @@ DOWNLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _log = logging.getLogger(__name__)
-
-
-def _canonical(value: str, field: str) -> str:
-    try:
-        canonical = str(uuid.UUID(value))
-    except ValueError:
-        canonical = ""
-    if canonical != value:
-        raise InvalidArgument(public_message=f"{field} must be a UUID", reason="INVALID_ID")
-    return value
-
-
-def backup_prefix(graph_id: str) -> str:
-    """The key prefix of every backup object of one graph."""
-    return f"graphs/{_canonical(graph_id, 'graph_id')}/backups/"
-
-
-def backup_key(graph_id: str, backup_id: str) -> str:
-    """The object key of a backup: ids only. Raises :class:`InvalidArgument` for a non-UUID."""
-    return backup_prefix(graph_id) + _canonical(backup_id, "backup_id")
 
 
 def _code(error: botocore.exceptions.ClientError) -> str:

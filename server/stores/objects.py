@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,8 @@ from typing import Any, BinaryIO
 
 import botocore.exceptions
 
-from graphgate.server.errors import FailedPrecondition, InvalidArgument, StoreUnavailable
+from graphgate.server.errors import FailedPrecondition, StoreUnavailable
+from graphgate.server.stores.object_keys import upload_prefix
 
 #: The server-side encryption every upload is written with (SSE-S3).
 SERVER_SIDE_ENCRYPTION = "AES256"
@@ -65,26 +65,6 @@ class Downloaded:
 
     size: int
     sha256: str
-
-
-def _canonical(value: str, field: str) -> str:
-    try:
-        canonical = str(uuid.UUID(value))
-    except ValueError:
-        canonical = ""
-    if canonical != value:
-        raise InvalidArgument(public_message=f"{field} must be a UUID", reason="INVALID_ID")
-    return value
-
-
-def upload_key(graph_id: str, upload_id: str) -> str:
-    """The object key of an upload: ids only. Raises :class:`InvalidArgument` for a non-UUID."""
-    return f"graphs/{_canonical(graph_id, 'graph_id')}/uploads/{_canonical(upload_id, 'upload_id')}"
-
-
-def graph_prefix(graph_id: str) -> str:
-    """The key prefix of every upload object of one graph."""
-    return f"graphs/{_canonical(graph_id, 'graph_id')}/uploads/"
 
 
 def _code(error: botocore.exceptions.ClientError) -> str:
@@ -244,7 +224,7 @@ class ObjectStore:
 
     async def delete_graph_objects(self, graph_id: str) -> int:
         """Delete every upload object of a graph (after the graph is deleted); returns the count."""
-        prefix = graph_prefix(graph_id)
+        prefix = upload_prefix(graph_id)
 
         def purge() -> int:
             count = 0
