@@ -31,7 +31,7 @@ _ADDRESS = "127.0.0.1:50611"
 
 def _serve(ready: Any, stop: Any) -> None:
     async def main() -> None:
-        server = chain._ChainServer()
+        server = chain.ChainServer()
         await server.start(_ADDRESS, rate_limits=False, bcrypt_rounds=14)
         ready.set()
         # The stop flag is a multiprocessing Event: wait for it off the loop.
@@ -63,7 +63,8 @@ async def _measure(seconds: float, logins: int) -> dict[str, Any]:
 
         async def login(until: float) -> None:
             request = auth_pb2.LoginRequest(
-                email="bench@example.com", password="Gq7!vR2#mZ9@kL4$"  # noqa: S106
+                email="bench@example.com",
+                password="Gq7!vR2#mZ9@kL4$",  # noqa: S106
             )
             while time.monotonic() < until and storm.is_set():
                 started = time.monotonic()

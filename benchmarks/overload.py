@@ -35,7 +35,7 @@ _OPERATOR_KEY = "bench-operator-key-" + "0123456789abcdef" * 2
 
 def _serve(ready: Any, stop: Any, pid: Any) -> None:
     async def main() -> None:
-        server = chain._ChainServer()
+        server = chain.ChainServer()
         await server.start(_ADDRESS, rate_limits=False, operator_key=_OPERATOR_KEY)
         pid.value = multiprocessing.current_process().pid or 0
         ready.set()

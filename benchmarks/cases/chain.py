@@ -37,13 +37,16 @@ _SECRET = "bench-only-jwt-signing-key-" + "0123456789abcdef" * 4
 _TIMEOUT_S = 10.0
 
 
-class _ChainServer:
-    """A graphgate server and everything it started, stopped together."""
+class ChainServer:
+    """A graphgate server (and optionally its REST sidecar) with everything it
+    started, stopped together. Every benchmark that needs the real service
+    starts it through this class."""
 
     def __init__(self) -> None:
         self._stack = AsyncExitStack()
         self._embedded: Any = None
         self._server: Any = None
+        self._gateway: Any = None
 
     async def start(
         self,
@@ -52,7 +55,11 @@ class _ChainServer:
         rate_limits: bool,
         bcrypt_rounds: int = 4,
         operator_key: str | None = None,
-    ) -> None:
+        gateway_address: str | None = None,
+    ) -> int:
+        """Serve gRPC at ``address`` (and the sidecar at ``gateway_address``);
+        returns the gRPC port."""
+        from graphgate.clients.gateway import GatewayOptions, start_gateway
         from graphgate.server.app import GraphgateServer
         from graphgate.server.assembly import build_services
         from graphgate.server.audit import AuditLog
@@ -73,7 +80,10 @@ class _ChainServer:
                 rate_limit_enabled=rate_limits,
                 # Limits far above what the run reaches: the cost is measured,
                 # not the refusals.
-                rate_limits="analytics=100000000/60,query=100000000/60,register=1000000/3600",
+                rate_limits=(
+                    "analytics=100000000/60,query=100000000/60,auth_other=100000000/60,"
+                    "register=1000000/3600"
+                ),
                 security_audit_enabled=True,
                 operator_api_key=operator_key,
             ),
@@ -83,9 +93,16 @@ class _ChainServer:
         services = build_services(settings, stores, AuditLog(enabled=True))
         self._stack.push_async_callback(services.aclose)
         self._server = GraphgateServer(services)
-        await self._server.start(address)
+        port: int = await self._server.start(address)
+        if gateway_address is not None:
+            host, _, http_port = gateway_address.rpartition(":")
+            options = GatewayOptions(upstream=f"127.0.0.1:{port}")
+            self._gateway = await start_gateway(options, host, int(http_port))
+        return port
 
     async def stop(self, grace: float | None) -> None:
+        if self._gateway is not None:
+            await self._gateway.stop()
         if self._server is not None:
             await self._server.drain(pause=0, grace=grace or 0)
         await self._stack.aclose()
@@ -93,16 +110,16 @@ class _ChainServer:
             self._embedded.stop()
 
 
-async def chain_server(address: str) -> _ChainServer:
+async def chain_server(address: str) -> ChainServer:
     """The production chain with rate limits on."""
-    server = _ChainServer()
+    server = ChainServer()
     await server.start(address, rate_limits=True)
     return server
 
 
-async def chain_server_without_rate_limits(address: str) -> _ChainServer:
+async def chain_server_without_rate_limits(address: str) -> ChainServer:
     """The production chain with RATE_LIMIT_ENABLED=false (revocation still checked)."""
-    server = _ChainServer()
+    server = ChainServer()
     await server.start(address, rate_limits=False)
     return server
 

@@ -22,87 +22,33 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import tempfile
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc.aio  # type: ignore[import-untyped, unused-ignore]  # no stubs in the dev deps
 
 from benchmarks.case import Call, CallFailed, Case, SetupResult
+from benchmarks.cases.chain import ChainServer
 from benchmarks.transports import grpc_channel
 
 __all__ = ["CASES"]
 
-_SECRET = "bench-only-jwt-signing-key-" + "0123456789abcdef" * 4
 _TIMEOUT_S = 10.0
 
 
-class _Stack:
-    """The embedded stores, the gRPC server and (optionally) the sidecar."""
-
-    def __init__(self) -> None:
-        self._stack = AsyncExitStack()
-        self._embedded: Any = None
-        self._server: Any = None
-        self._gateway: Any = None
-
-    async def start(self, *, grpc_address: str, http_address: str | None) -> None:
-        from graphgate.clients.gateway import GatewayOptions, start_gateway
-        from graphgate.server.app import GraphgateServer
-        from graphgate.server.assembly import build_services
-        from graphgate.server.audit import AuditLog
-        from graphgate.server.embedded import EmbeddedStores
-        from graphgate.server.lifecycle import open_stores
-        from graphgate.server.runner import resolve
-        from graphgate.server.settings import Settings
-
-        data_dir = Path(tempfile.mkdtemp(prefix="graphgate-bench-"))
-        self._embedded = EmbeddedStores(data_dir / "embedded", postgres=True, valkey=True, s3=True)
-        settings = resolve(
-            Settings(
-                data_dir=data_dir,
-                jwt_secret_key=_SECRET,
-                bcrypt_rounds=4,
-                api_key_bcrypt_rounds=4,
-                # Limits far above what a run reaches: the cost is measured, not refusals.
-                rate_limits="auth_other=100000000/60,register=1000000/3600",
-            ),
-            self._embedded.start(),
-        )
-        stores = await self._stack.enter_async_context(open_stores(settings, create_bucket=True))
-        services = build_services(settings, stores, AuditLog(enabled=True))
-        self._stack.push_async_callback(services.aclose)
-        self._server = GraphgateServer(services)
-        port = await self._server.start(grpc_address)
-        if http_address is not None:
-            host, _, http_port = http_address.rpartition(":")
-            options = GatewayOptions(upstream=f"127.0.0.1:{port}")
-            self._gateway = await start_gateway(options, host, int(http_port))
-
-    async def stop(self, grace: float | None) -> None:
-        if self._gateway is not None:
-            await self._gateway.stop()
-        if self._server is not None:
-            await self._server.drain(pause=0, grace=grace or 0)
-        await self._stack.aclose()
-        if self._embedded is not None:
-            self._embedded.stop()
-
-
-async def grpc_server(address: str) -> _Stack:
+async def grpc_server(address: str) -> ChainServer:
     """The production chain, reached over gRPC at ``address``."""
-    stack = _Stack()
-    await stack.start(grpc_address=address, http_address=None)
-    return stack
+    server = ChainServer()
+    await server.start(address, rate_limits=True)
+    return server
 
 
-async def sidecar_server(address: str) -> _Stack:
+async def sidecar_server(address: str) -> ChainServer:
     """The same server on a free port, with the sidecar at ``address`` before it."""
-    stack = _Stack()
-    await stack.start(grpc_address="127.0.0.1:0", http_address=address)
-    return stack
+    server = ChainServer()
+    await server.start("127.0.0.1:0", rate_limits=True, gateway_address=address)
+    return server
 
 
 class HttpConnection:
