@@ -157,7 +157,9 @@ class GraphService:
         subgraph_id = str(uuid.uuid4())
         await self._engine.create_database(subgraph_id)
         try:
-            await self._store.create(
+            # Only admins reach here (the policy), so the creator's role on the
+            # subgraph, its parent's, is admin: no need to read it back.
+            return await self._store.create(
                 graph_id=subgraph_id,
                 name=name,
                 description="",
@@ -167,7 +169,6 @@ class GraphService:
         except BaseException:
             await self._engine.drop_database(subgraph_id)
             raise
-        return await self._store.get(subgraph_id, principal.user_id)
 
     async def subgraphs(self, principal: Principal, graph_id: str) -> list[GraphRecord]:
         """A graph's subgraphs."""
