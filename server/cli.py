@@ -236,20 +236,15 @@ def _gateway(settings: Settings, args: argparse.Namespace) -> None:
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> None:
     from graphgate.server.runner import check_data_dir, embedded_stores
-    from graphgate.server.stores.postgres import apply_migrations, connect_pool
-
-    async def migrate(dsn: str) -> list[int]:
-        pool = await connect_pool(dsn, max_size=1)
-        try:
-            async with pool.acquire() as conn:
-                return await apply_migrations(conn)
-        finally:
-            await pool.close()
+    from graphgate.server.stores.postgres import migrate
+    from graphgate.server.tls import postgres_ssl_context
 
     check_data_dir(settings.data_dir)
     with embedded_stores(settings, postgres_only=True) as resolved:
         assert resolved.database_url is not None  # noqa: S101 - resolved above
-        applied = asyncio.run(migrate(resolved.database_url))
+        applied = asyncio.run(
+            migrate(resolved.database_url, ssl=postgres_ssl_context(settings))
+        )
     print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
 
 

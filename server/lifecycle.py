@@ -26,7 +26,7 @@ from graphgate.server.engine.pool import GraphEngine
 from graphgate.server.errors import StoreUnavailable
 from graphgate.server.secrets.follow import ValkeyCredentials, valkey_url_and_credentials
 from graphgate.server.settings import Settings
-from graphgate.server.stores.postgres import apply_migrations, connect_pool
+from graphgate.server.stores.postgres import connect_pool, migrate
 from graphgate.server.tls import postgres_ssl_context, valkey_tls_kwargs
 
 _log = logging.getLogger("graphgate.lifecycle")
@@ -102,10 +102,10 @@ async def open_stores(settings: Settings, *, create_bucket: bool) -> AsyncIterat
     if settings.database_url is None or settings.valkey_url is None:
         raise StoreUnavailable(detail="store URLs must be resolved before opening stores")
     async with AsyncExitStack() as stack:
-        pool = await connect_pool(settings.database_url, ssl=postgres_ssl_context(settings))
+        ssl = postgres_ssl_context(settings)
+        await migrate(settings.database_url, ssl=ssl)
+        pool = await connect_pool(settings.database_url, ssl=ssl)
         stack.push_async_callback(pool.close)
-        async with pool.acquire() as conn:
-            await apply_migrations(conn)
         valkey_url, credentials = valkey_url_and_credentials(settings.valkey_url)
         client = valkey_client(valkey_url, credentials=credentials, **valkey_tls_kwargs(settings))
         stack.push_async_callback(client.aclose)

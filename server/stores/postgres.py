@@ -75,12 +75,41 @@ async def apply_migrations(conn: Connection) -> list[int]:
     return applied
 
 
+async def migrate(dsn: str, *, ssl: ssl_module.SSLContext | None = None) -> list[int]:
+    """Apply the pending migrations over a connection of their own; returns the versions.
+
+    Not a pooled connection: pooled ones are not reset (:func:`connect_pool`),
+    and the migration lock must end with this connection whatever happens.
+    """
+    try:
+        conn = await asyncpg.connect(dsn, ssl=ssl)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise StoreUnavailable(detail=f"PostgreSQL: {exc}") from exc
+    try:
+        return await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing beyond asyncpg's own rollback of an open transaction.
+
+    The default reset costs a round trip per checkout (``RESET ALL``,
+    ``UNLISTEN *``, ``CLOSE ALL``, advisory unlock). The stores never leave
+    such session state on a pooled connection: no ``SET`` outside a
+    transaction, no ``LISTEN``, no cursors, and advisory locks only in
+    :func:`migrate`, on a connection of its own.
+    """
+
+
 async def connect_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 10, ssl: ssl_module.SSLContext | None = None
 ) -> asyncpg.Pool:
     """Open a pool (TLS with ``ssl``); raises :class:`StoreUnavailable` with a one-line reason."""
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, ssl=ssl)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, ssl=ssl, reset=_keep_session
+        )
     except (OSError, asyncpg.PostgresError) as exc:
         raise StoreUnavailable(detail=f"PostgreSQL: {exc}") from exc
     assert pool is not None  # noqa: S101 - create_pool returns None only without awaiting
