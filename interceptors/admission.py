@@ -12,7 +12,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from graphgate.interceptors._wrap import Context, Link
+from graphgate.interceptors.chain import Context, Link
 from graphgate.interceptors.selector import Selector, contract_methods
 from graphgate.server.context import current_call
 from graphgate.server.services.admission import AdmissionController

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import grpc
 
-from graphgate.interceptors._wrap import Context, Link
+from graphgate.interceptors.chain import Context, Link
 from graphgate.interceptors.selector import Selector, contract_methods
 from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
 from graphgate.server.context import current_call_or_none

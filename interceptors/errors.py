@@ -23,7 +23,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc import aio
 from grpc_status import rpc_status
 
-from graphgate.interceptors._wrap import Context, Link
+from graphgate.interceptors.chain import Context, Link
 from graphgate.server.context import current_call_or_none
 from graphgate.server.errors import (
     Code,

@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 
-from graphgate.interceptors._wrap import Context, Link
+from graphgate.interceptors.chain import Context, Link
 from graphgate.interceptors.selector import Selector, every_method
 from graphgate.server.context import current_call_or_none
 from graphgate.server.errors import GraphgateError, RateLimited

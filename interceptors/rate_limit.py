@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from graphgate.interceptors._wrap import Context, Link
+from graphgate.interceptors.chain import Context, Link
 from graphgate.interceptors.selector import Selector, contract_methods
 from graphgate.server.audit import AuditEventType, AuditLog, RiskLevel
 from graphgate.server.context import CallState, current_call

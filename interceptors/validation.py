@@ -13,7 +13,7 @@ from typing import Any
 import protovalidate
 from google.protobuf.message import Message
 
-from graphgate.interceptors._wrap import Context, Link
+from graphgate.interceptors.chain import Context, Link
 from graphgate.interceptors.selector import Selector, contract_methods
 from graphgate.server.errors import FieldViolation, InvalidArgument
 

@@ -19,6 +19,7 @@ from graphgate.interceptors.admission import AdmissionInterceptor
 from graphgate.interceptors.audit import AuditInterceptor
 from graphgate.interceptors.authentication import AuthenticationInterceptor
 from graphgate.interceptors.authorization import AuthorizationInterceptor
+from graphgate.interceptors.chain import Chain, Link
 from graphgate.interceptors.errors import ErrorsInterceptor
 from graphgate.interceptors.fingerprint import FingerprintInterceptor
 from graphgate.interceptors.metrics import MetricsInterceptor
@@ -39,12 +40,12 @@ from graphgate.server.tls import server_credentials
 _log = logging.getLogger("graphgate.server")
 
 
-def interceptor_chain(services: Services) -> list[aio.ServerInterceptor]:
+def interceptor_chain(services: Services) -> list[Link]:
     """The security chain, outermost first (DESIGN.md, "Interceptor chain")."""
     settings = services.settings
     audit = services.audit
     rate_policy = services.rate_policy if settings.rate_limit_enabled else None
-    chain: list[aio.ServerInterceptor] = [
+    chain: list[Link] = [
         TelemetryInterceptor(trusted_proxies=settings.trusted_proxies),
         MetricsInterceptor(metrics=services.metrics),
         AuditInterceptor(audit_log=audit),
@@ -94,7 +95,7 @@ class GraphgateServer:
         settings = services.settings
         self.services = services
         self._server = aio.server(
-            interceptors=interceptor_chain(services),
+            interceptors=[Chain(interceptor_chain(services))],
             maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),

@@ -28,6 +28,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 
+from graphgate.interceptors.chain import Link
 from graphgate.interceptors.metrics import MetricsInterceptor
 from graphgate.server import app
 from graphgate.server.audit import AuditEventType, AuditLog
@@ -125,7 +126,7 @@ async def observed(
     metrics = Metrics()
     production_chain = app.interceptor_chain
 
-    def chain(services: Any) -> list[aio.ServerInterceptor]:
+    def chain(services: Any) -> list[Link]:
         links = production_chain(services)
         links.insert(1, MetricsInterceptor(metrics=metrics))  # right after telemetry
         return links
