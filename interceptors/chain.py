@@ -140,9 +140,7 @@ def _wrap_handler(handler: _Handler, steps: tuple[_Step, ...], full_method: str)
     )
 
 
-async def _enter(
-    steps: tuple[_Step, ...], request: Any, context: Context, full_method: str
-) -> int:
+async def _enter(steps: tuple[_Step, ...], request: Any, context: Context, full_method: str) -> int:
     """Run the enter hooks in order; returns how many links were entered.
 
     Raises :class:`_Refused` when a hook raises; the link whose ``enter``

@@ -242,9 +242,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> None:
     check_data_dir(settings.data_dir)
     with embedded_stores(settings, postgres_only=True) as resolved:
         assert resolved.database_url is not None  # noqa: S101 - resolved above
-        applied = asyncio.run(
-            migrate(resolved.database_url, ssl=postgres_ssl_context(settings))
-        )
+        applied = asyncio.run(migrate(resolved.database_url, ssl=postgres_ssl_context(settings)))
     print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
 
 
