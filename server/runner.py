@@ -23,6 +23,7 @@ from graphgate.server.assembly import build_services
 from graphgate.server.audit import AuditLog
 from graphgate.server.embedded import EmbeddedEndpoints, EmbeddedStores
 from graphgate.server.errors import ConfigurationError
+from graphgate.server.event_loop import loop_factory
 from graphgate.server.lifecycle import open_stores
 from graphgate.server.local_secrets import with_local_secrets
 from graphgate.server.observability import Metrics, ObservabilityOptions, start_observability
@@ -142,15 +143,6 @@ async def _serve_until_stopped(
             refresher.cancel()
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    # uvloop saves about 15 % of CPU per call; plain asyncio works too.
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return None
-    return uvloop.new_event_loop
-
-
 def _raise_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
@@ -174,7 +166,7 @@ def serve(
     with (
         embedded_stores(settings) as resolved,
         beside(resolved) if beside is not None else nullcontext(),
-        asyncio.Runner(loop_factory=_loop_factory()) as runner,
+        asyncio.Runner(loop_factory=loop_factory()) as runner,
     ):
         runner.run(run_service(resolved, provider=provider))
     _log.info("graphgate exited (pid %d)", os.getpid())

@@ -32,6 +32,7 @@ import grpc
 from graphgate.server.engine.databases import DatabaseSettings, GraphDatabases
 from graphgate.server.engine.runner import EngineRunner
 from graphgate.server.engine.service import WorkerService
+from graphgate.server.event_loop import loop_factory
 from graphgate.worker.v1 import worker_pb2_grpc
 
 MIB = 1024 * 1024
@@ -134,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=args.log_level.upper(),
         format=f"%(asctime)s graphgate-worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve(args))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(serve(args))
 
 
 if __name__ == "__main__":
