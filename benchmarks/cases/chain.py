@@ -165,7 +165,38 @@ def analyze_call(channel: grpc.aio.Channel, setup: SetupResult) -> Call:
     return call
 
 
+class _BareAnalyzer(graph_pb2_grpc.GraphServiceServicer):  # type: ignore[misc, unused-ignore]
+    """AnalyzeQuery alone: the firewall's parse and the same protobuf, no chain."""
+
+    async def AnalyzeQuery(
+        self, request: graph_pb2.AnalyzeQueryRequest, context: Any
+    ) -> graph_pb2.AnalyzeQueryResponse:
+        from graphgate.server.services.cypher.analyzer import analyze
+        from graphgate.server.services.graphs import QUERY_CLASS_VALUES
+
+        analysis = analyze(request.query)
+        return graph_pb2.AnalyzeQueryResponse(
+            query_class=QUERY_CLASS_VALUES[analysis.query_class], reasons=analysis.reasons
+        )
+
+
+async def bare_analyze_server(address: str) -> grpc.aio.Server:
+    """A bare grpc.aio server with AnalyzeQuery: the chain cases' own floor."""
+    server = grpc.aio.server()
+    graph_pb2_grpc.add_GraphServiceServicer_to_server(_BareAnalyzer(), server)
+    server.add_insecure_port(address)
+    await server.start()
+    return server
+
+
 CASES: tuple[Case[Any], ...] = (
+    Case(
+        name="analyze_bare",
+        summary="AnalyzeQuery on a bare grpc.aio server (no chain): the chain cases' floor",
+        server=bare_analyze_server,
+        connect=grpc_channel,
+        call=analyze_call,
+    ),
     Case(
         name="chain_jwt",
         summary="AnalyzeQuery through the chain, JWT (revocation + rate limit: 1 Valkey trip)",
