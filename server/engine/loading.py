@@ -2,7 +2,9 @@
 
 ``COPY`` is atomic in the engine (a bad row or a duplicate key leaves the
 table as it was), so a load is one auto-commit statement queued behind the
-graph's other writes. CSV (with a header) and Parquet load natively; JSON
+graph's other writes. Into a node table that has rows, repeated primary
+keys are refused before the ``COPY`` (:func:`refuse_repeated_keys`): there
+the engine's rollback corrupts its heap. CSV (with a header) and Parquet load natively; JSON
 needs an engine extension we do not install (extensions are downloaded and
 are native code), so a JSON file is first rewritten as Parquet beside
 itself, then loaded. The engine offers no progress hook: progress is
@@ -28,7 +30,7 @@ from pathlib import Path
 import ladybug
 
 from graphgate.server.engine.catalog import rows, string_literal, table_kinds
-from graphgate.server.engine.session import Session
+from graphgate.server.engine.session import ONE_STATEMENT, Session, single
 from graphgate.server.errors import FieldViolation, InvalidArgument, NotFound
 from graphgate.worker.v1 import worker_pb2
 
@@ -68,12 +70,12 @@ def checked_source(path: str, data_dir: Path) -> Path:
 
 
 def checked_table(connection: ladybug.Connection, table: str) -> str:
-    """``table`` as a quoted identifier, if the graph has such a node or relationship table."""
+    """``table``, if the graph has such a node or relationship table (no backtick in it)."""
     if not table or "`" in table:
         raise _refuse("table", "is not a table name")
     if table not in table_kinds(connection):
         raise NotFound(public_message=f"table {table} not found", reason="TABLE_NOT_FOUND")
-    return f"`{table}`"
+    return table
 
 
 def json_as_parquet(source: Path) -> Path:
@@ -104,9 +106,78 @@ def json_as_parquet(source: Path) -> Path:
     return target
 
 
+def _primary_key(connection: ladybug.Connection, table: str) -> tuple[int, str, str] | None:
+    """A node table's primary key as (position among the file's columns, name, type).
+
+    None for a relationship table, and for a SERIAL key (the engine numbers
+    it; files leave it out).
+    """
+    if table_kinds(connection).get(table) != "NODE":
+        return None
+    position = 0
+    for row in rows(connection, f"CALL table_info({string_literal(table)}) RETURN *"):
+        name, kind, is_key = str(row[1]), str(row[2]), row[4] is True
+        if is_key:
+            return None if kind == "SERIAL" else (position, name, kind)
+        if kind != "SERIAL":
+            position += 1
+    return None
+
+
+def refuse_repeated_keys(
+    connection: ladybug.Connection, table: str, source: Path, file_format: str
+) -> None:
+    """Refuse a file that repeats a primary key or holds one ``table`` already has.
+
+    Only needed, and only run, when the table has rows: LadybugDB 0.22
+    rolls such a ``COPY`` back but corrupts its heap doing so, and the
+    worker crashes later (LADYBUG.md). Into an empty table the ``COPY``
+    fails cleanly on its own. Costs up to three scans of the file, about
+    half the ``COPY``'s time. Raises :class:`InvalidArgument`
+    (``DUPLICATE_PRIMARY_KEY``).
+    """
+    key = _primary_key(connection, table)
+    if key is None:
+        return
+    position, name, kind = key
+    quoted = f"`{table}`"
+    if not rows(connection, f"MATCH (n:{quoted}) RETURN 1 LIMIT 1"):
+        return
+    scan = f"LOAD FROM {string_literal(str(source))} {OPTIONS[file_format]}"
+    result = single(connection.execute(f"{scan} RETURN * LIMIT 1", {ONE_STATEMENT: 0}))
+    try:
+        columns = result.get_column_names()
+    finally:
+        result.close()
+    if position >= len(columns):
+        return  # the COPY refuses the file's shape before it writes anything
+    if "`" in columns[position]:
+        raise _refuse("path", "a column name holds a backtick")
+    value = f"cast(`{columns[position]}`, {string_literal(kind)})"
+    [[total, keys, distinct]] = rows(
+        connection, f"{scan} WITH {value} AS k RETURN count(*), count(k), count(DISTINCT k)"
+    )
+    [[clashes]] = rows(
+        connection,
+        f"{scan} WITH {value} AS k MATCH (n:{quoted}) WHERE n.`{name}` = k RETURN count(*)",
+    )
+    if total != keys:
+        raise _refuse("path", f"a row has no value for the primary key {name}; nothing was loaded")
+    if keys != distinct or clashes:
+        raise InvalidArgument(
+            public_message=(
+                f"duplicated primary key: the file repeats a value of {name} or holds one "
+                f"{table} already has; nothing was loaded"
+            ),
+            reason="DUPLICATE_PRIMARY_KEY",
+            violations=[FieldViolation("path", f"repeats a value of the primary key {name}")],
+        )
+
+
 def copy_into(connection: ladybug.Connection, table: str, source: Path, file_format: str) -> int:
-    """``COPY`` ``source`` into ``table`` (a quoted identifier); returns the rows loaded."""
-    statement = f"COPY {table} FROM {string_literal(str(source))} {OPTIONS[file_format]}"
+    """``COPY`` ``source`` into the graph's ``table``; returns the rows loaded."""
+    refuse_repeated_keys(connection, table, source, file_format)
+    statement = f"COPY `{table}` FROM {string_literal(str(source))} {OPTIONS[file_format]}"
     answer = rows(connection, statement)
     copied = _COPIED.match(str(answer[0][0])) if answer else None
     return int(copied.group(1)) if copied else 0

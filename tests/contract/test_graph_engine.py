@@ -542,6 +542,53 @@ async def test_bulk_loads_are_all_or_nothing(
         await engine.bulk_load(graph, "Nope", good, "csv")
 
 
+@pytest.mark.parametrize(
+    ("case", "body"),
+    [
+        ("repeats a key", "id,name,born\n10,a,\n11,b,\n10,c,\n"),
+        ("holds a key the table has", "id,name,born\n12,a,\n1,b,\n"),
+        ("key spelt differently", "id,name,born\n13,a,\n0001,b,\n"),
+    ],
+)
+async def test_repeated_keys_into_a_table_with_rows_are_refused_and_the_worker_survives(
+    engine: GraphEngine, case: str, body: str
+) -> None:
+    """LadybugDB 0.22 corrupts its heap when such a COPY fails (the worker dies
+    when the database closes): the load is refused before the COPY instead."""
+    graph_id = await new_graph(engine)
+    await run(engine, graph_id, "CREATE (:P {id: 1, name: 'first'})", read_only=False)
+    uploads = engine.data_dir / "uploads"
+    uploads.mkdir(exist_ok=True)
+    source = uploads / f"{graph_id}.csv"
+    source.write_text(body)
+    pid = engine.worker_pid(graph_id)
+    with pytest.raises(InvalidArgument, match="duplicated primary key") as caught:
+        await engine.bulk_load(graph_id, "P", source, "csv")
+    assert caught.value.reason == "DUPLICATE_PRIMARY_KEY"
+    assert await count(engine, graph_id) == 1
+    # Closing the database is where a corrupted heap crashes the worker.
+    await engine.drop_database(graph_id)
+    other = await new_graph(engine)
+    assert (await one(engine, other, "RETURN 7")).int_value == 7
+    assert engine.worker_pid(graph_id) == pid
+
+
+async def test_a_file_without_repeats_loads_into_a_table_with_rows(engine: GraphEngine) -> None:
+    graph_id = await new_graph(engine)
+    await run(engine, graph_id, "CREATE (:P {id: 1, name: 'first'})", read_only=False)
+    uploads = engine.data_dir / "uploads"
+    uploads.mkdir(exist_ok=True)
+    source = uploads / f"{graph_id}.csv"
+    source.write_text("id,name,born\n2,b,2001-01-01\n3,c,\n")
+    assert await engine.bulk_load(graph_id, "P", source, "csv") == 2
+    assert await count(engine, graph_id) == 3
+    missing = uploads / f"{graph_id}-null.csv"
+    missing.write_text("id,name,born\n4,d,\n,e,\n")
+    with pytest.raises(InvalidArgument, match="no value for the primary key"):
+        await engine.bulk_load(graph_id, "P", missing, "csv")
+    assert await count(engine, graph_id) == 3
+
+
 async def test_memory_watchdog_restarts_a_runaway_worker_and_close_stops_all(
     tmp_path: Path,
 ) -> None:

@@ -237,25 +237,21 @@ async def test_c19_a_file_failing_half_way_leaves_the_graph_unchanged(
     validation sampled the first rows), no row of the file stays, the upload is
     FAILED with the engine's (scrubbed) reason and the local copy is gone.
 
-    The duplicate-key file goes into an empty table: LadybugDB 0.22 corrupts its
-    heap when a COPY into a table that already has rows fails on a duplicate key
-    (the rows are rolled back, but the graph worker crashes later, at close),
-    which would take down the session's shared worker under other tests.
+    The table already has a row: LadybugDB 0.22 corrupts its heap when such a
+    COPY fails on a duplicate key, so the worker refuses repeated keys first.
     """
     duplicate = failure == "duplicate primary key"
     rows: list[list[object]] = [[i, f"n{i}", 1.0, i] for i in range(100, 6100)]
     rows[4999][0 if duplicate else 3] = 100 if duplicate else "12x"
     data = csv_bytes(rows)
-    before = [] if duplicate else [["before"]]
     async with upload_channel(services, monkeypatch) as channel:
         owner, graph_id = await new_graph(channel)
-        if before:
-            await graph_pb2_grpc.GraphServiceStub(channel).ExecuteQuery(
-                graph_pb2.ExecuteQueryRequest(
-                    graph_id=graph_id, query="CREATE (:Item {id: 1, name: 'before', amount: 7})"
-                ),
-                metadata=bearer(owner.token),
-            )
+        await graph_pb2_grpc.GraphServiceStub(channel).ExecuteQuery(
+            graph_pb2.ExecuteQueryRequest(
+                graph_id=graph_id, query="CREATE (:Item {id: 1, name: 'before', amount: 7})"
+            ),
+            metadata=bearer(owner.token),
+        )
         created = await uploaded(channel, owner.token, graph_id, "csv", data)
         upload_id = created.upload.upload_id
         validated = await complete(channel, owner.token, graph_id, upload_id)
@@ -264,11 +260,13 @@ async def test_c19_a_file_failing_half_way_leaves_the_graph_unchanged(
         with pytest.raises(grpc.RpcError) as failed:
             await ingest(channel, owner.token, graph_id, upload_id)
         assert code_of(failed.value) == grpc.StatusCode.INVALID_ARGUMENT
+        if duplicate:
+            assert reason_of(failed.value) == "DUPLICATE_PRIMARY_KEY"
         details = failed.value.details() or ""
         assert str(services.settings.data_dir) not in details
         assert "ingest-" not in details
         rows_now = await query(channel, owner.token, graph_id, "MATCH (i:Item) RETURN i.name")
-        assert rows_now == before
+        assert rows_now == [["before"]]
         upload = await get_upload(channel, owner.token, graph_id, upload_id)
         assert upload.state == upload_pb2.UPLOAD_STATE_FAILED
         assert upload.error
