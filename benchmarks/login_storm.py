@@ -1,11 +1,14 @@
 """Login storm: do sign-ins at bcrypt 14 starve everything else?
 
-    python -m benchmarks.login_storm [--seconds 10] [--logins 16]
+    python -m benchmarks.login_storm [--seconds 10] [--logins 16 | --rate 50]
 
 One server process runs the production chain with bcrypt cost 14. A load
 process measures a cheap authenticated RPC (AnalyzeQuery) quietly, then again
-while ``--logins`` callers sign in back to back, faster than two cores can
-hash. It reports the cheap RPC's p50/p99 in both phases (the ratio is the
+during a storm of sign-ins, faster than two cores can hash: ``--logins``
+callers signing in back to back (each refusal is retried at once, ignoring
+``retry-after``: a flood of refusals as much as of sign-ins), or, with
+``--rate``, that many sign-ins a second arriving whatever happened to the
+earlier ones. It reports the cheap RPC's p50/p99 in both phases (the ratio is the
 figure: target p99 within 2x), and how the sign-ins ended: accepted, refused
 as OVERLOADED (and how fast a refusal came back), or other errors.
 Not part of the test suite; loopback only; every process stops by itself.
@@ -46,7 +49,7 @@ def _pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def _measure(seconds: float, logins: int) -> dict[str, Any]:
+async def _measure(seconds: float, logins: int, rate: float) -> dict[str, Any]:
     async with grpc.aio.insecure_channel(_ADDRESS) as channel:
         setup = await chain.api_key_setup(channel)
         call = chain.analyze_call(channel, setup)
@@ -67,30 +70,50 @@ async def _measure(seconds: float, logins: int) -> dict[str, Any]:
                 password="Gq7!vR2#mZ9@kL4$",  # noqa: S106
             )
             while time.monotonic() < until and storm.is_set():
-                started = time.monotonic()
-                try:
-                    await auth.Login(request, timeout=30)
-                    kind = "ok"
-                except grpc.aio.AioRpcError as error:
-                    kind = error.code().name
-                outcomes.setdefault(kind, []).append(time.monotonic() - started)
+                await sign_in(request)
+
+        async def sign_in(request: auth_pb2.LoginRequest) -> None:
+            started = time.monotonic()
+            try:
+                await auth.Login(request, timeout=30)
+                kind = "ok"
+            except grpc.aio.AioRpcError as error:
+                kind = error.code().name
+            outcomes.setdefault(kind, []).append(time.monotonic() - started)
+
+        async def arrivals(until: float) -> None:
+            request = auth_pb2.LoginRequest(
+                email="bench@example.com",
+                password="Gq7!vR2#mZ9@kL4$",  # noqa: S106
+            )
+            started: list[asyncio.Task[None]] = []
+            next_at = time.monotonic()
+            while next_at < until:
+                started.append(asyncio.create_task(sign_in(request)))
+                next_at += 1 / rate
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.gather(*started)
 
         quiet: list[float] = []
         await asyncio.gather(*(cheap(quiet, time.monotonic() + seconds) for _ in range(4)))
         loaded: list[float] = []
         storm.set()
         until = time.monotonic() + seconds
-        await asyncio.gather(
-            *(cheap(loaded, until) for _ in range(4)), *(login(until) for _ in range(logins))
-        )
+        storm_work = [arrivals(until)] if rate else [login(until) for _ in range(logins)]
+        await asyncio.gather(*(cheap(loaded, until) for _ in range(4)), *storm_work)
         return {"quiet": quiet, "loaded": loaded, "logins": outcomes}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--logins", type=int, default=16)
+    parser.add_argument("--logins", type=int, default=16, help="callers signing in back to back")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="sign-ins a second instead (open loop)"
+    )
     args = parser.parse_args()
+    if args.rate < 0 or args.logins < 1:
+        parser.error("--rate must not be negative and --logins must be positive")
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Event(), context.Event()
     server = context.Process(target=_serve, args=(ready, stop), daemon=True)
@@ -98,7 +121,7 @@ def main() -> None:
     try:
         if not ready.wait(120):
             raise SystemExit("server did not start")
-        result = uvloop.run(_measure(args.seconds, args.logins))
+        result = uvloop.run(_measure(args.seconds, args.logins, args.rate))
     finally:
         stop.set()
         server.join(30)
