@@ -34,8 +34,7 @@ _log = logging.getLogger("graphgate.lifecycle")
 #: Valkey calls sit on the hot path: fail fast so the caller can fail closed or
 #: fall back instead of hanging.
 VALKEY_TIMEOUT_SECONDS = 0.25
-#: A graph worker above this resident size is restarted (its calls fail UNAVAILABLE).
-WORKER_RSS_LIMIT_BYTES = 4 * 2**30
+MIB = 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +115,11 @@ async def open_stores(settings: Settings, *, create_bucket: bool) -> AsyncIterat
         s3 = s3_client(settings)
         if create_bucket:
             await _ensure_bucket(s3, settings.s3_bucket)
-        # A statement the engine cannot interrupt (``UNWIND range(1, 2e9)``
-        # materialises its list) must cost one worker, not the machine.
-        engine = GraphEngine(settings.data_dir, max_worker_rss_bytes=WORKER_RSS_LIMIT_BYTES)
+        engine = GraphEngine(
+            settings.data_dir,
+            buffer_pool_bytes=settings.graph_buffer_pool_mib * MIB,
+            max_worker_rss_bytes=settings.graph_worker_rss_limit_mib * MIB,
+        )
         await engine.start()
         stack.push_async_callback(engine.close)
         _log.info(

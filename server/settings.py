@@ -134,6 +134,11 @@ class Settings:
 
     max_message_bytes: int = 8 * 1024 * 1024
     max_concurrent_rpcs: int = 512
+    #: Engine memory per open graph; it also bounds one query's result.
+    graph_buffer_pool_mib: int = 64
+    #: A graph worker past this size is restarted (a statement the engine
+    #: cannot interrupt must cost one worker, not the machine).
+    graph_worker_rss_limit_mib: int = 4096
     shutdown_grace_seconds: float = 10.0
     drain_pause_seconds: float = 1.0
 
@@ -405,6 +410,8 @@ _SETTINGS: dict[str, tuple[str, _Parser]] = {
     "GRAPHGATE_TRACE_SAMPLE_RATIO": ("trace_sample_ratio", _sample_ratio),
     "GRAPHGATE_MAX_MESSAGE_BYTES": ("max_message_bytes", _positive_int),
     "GRAPHGATE_MAX_CONCURRENT_RPCS": ("max_concurrent_rpcs", _positive_int),
+    "GRAPHGATE_GRAPH_BUFFER_POOL_MIB": ("graph_buffer_pool_mib", _positive_int),
+    "GRAPHGATE_GRAPH_WORKER_RSS_LIMIT_MIB": ("graph_worker_rss_limit_mib", _positive_int),
     "GRAPHGATE_SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", _positive_float),
     "GRAPHGATE_TLS_CERT_FILE": ("tls_cert_file", _file_path),
     "GRAPHGATE_TLS_KEY_FILE": ("tls_key_file", _file_path),
@@ -512,6 +519,13 @@ def _consistency_problems(settings: Settings) -> list[str]:
             for n, k in enumerate(settings.jwt_keyring, start=1)
             if len(k.key.encode()) < 32
         ]
+    if settings.graph_buffer_pool_mib < 16:
+        problems.append("GRAPHGATE_GRAPH_BUFFER_POOL_MIB: at least 16")
+    if settings.graph_worker_rss_limit_mib < 2 * settings.graph_buffer_pool_mib + 256:
+        problems.append(
+            "GRAPHGATE_GRAPH_WORKER_RSS_LIMIT_MIB: must be at least twice"
+            " GRAPHGATE_GRAPH_BUFFER_POOL_MIB plus 256 (one full pool would restart the worker)"
+        )
     if len(settings.s3_bucket) < 3:
         problems.append("GRAPHGATE_S3_BUCKET: bucket names need at least 3 characters")
     if (settings.tls_cert_file is None) != (settings.tls_key_file is None):

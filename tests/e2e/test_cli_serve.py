@@ -125,11 +125,15 @@ def test_serve_starts_embedded_stores_and_leaves_nothing_behind(data_dir: Path) 
     assert "embedded" in logs
     assert _wait_gone(running) == []
 
-    # A warm start reuses the data directory (migrations already applied).
-    process = _serve(_env(data_dir, port))
+    # A warm start reuses the data directory (migrations already applied); the
+    # graph workers get the engine memory the operator set.
+    process = _serve(_env(data_dir, port, GRAPHGATE_GRAPH_BUFFER_POOL_MIB="32"))
     try:
         warm = _wait_serving(port, process)
         running = _embedded_processes(process, data_dir)
+        workers = [p.cmdline() for p in running if "graphgate.server.engine.worker" in p.cmdline()]
+        assert workers
+        assert all(f"--buffer-pool-bytes={32 * 2**20}" in cmdline for cmdline in workers)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
     finally:

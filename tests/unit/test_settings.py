@@ -155,3 +155,18 @@ def test_c21_a_complete_production_configuration_is_accepted() -> None:
     )
     assert production_problems(settings) == []
     assert not settings.embedded_s3
+
+
+def test_graph_engine_memory_is_set_in_mib_and_checked() -> None:
+    settings = load_settings(
+        {"GRAPHGATE_GRAPH_BUFFER_POOL_MIB": "512", "GRAPHGATE_GRAPH_WORKER_RSS_LIMIT_MIB": "8192"}
+    )
+    assert (settings.graph_buffer_pool_mib, settings.graph_worker_rss_limit_mib) == (512, 8192)
+    defaults = load_settings({})
+    assert (defaults.graph_buffer_pool_mib, defaults.graph_worker_rss_limit_mib) == (64, 4096)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"GRAPHGATE_GRAPH_BUFFER_POOL_MIB": "8"})
+    assert caught.value.problems == ["GRAPHGATE_GRAPH_BUFFER_POOL_MIB: at least 16"]
+    # A limit one full pool would cross restarts the worker on every large query.
+    with pytest.raises(ConfigurationError, match="GRAPHGATE_GRAPH_WORKER_RSS_LIMIT_MIB"):
+        load_settings({"GRAPHGATE_GRAPH_BUFFER_POOL_MIB": "4096"})
