@@ -165,25 +165,31 @@ def analyze_call(channel: grpc.aio.Channel, setup: SetupResult) -> Call:
     return call
 
 
-class _BareAnalyzer(graph_pb2_grpc.GraphServiceServicer):  # type: ignore[misc, unused-ignore]
-    """AnalyzeQuery alone: the firewall's parse and the same protobuf, no chain."""
+async def _bare_analyze(
+    request: graph_pb2.AnalyzeQueryRequest, context: Any
+) -> graph_pb2.AnalyzeQueryResponse:
+    from graphgate.server.services.cypher.analyzer import analyze
+    from graphgate.server.services.graphs import QUERY_CLASS_VALUES
 
-    async def AnalyzeQuery(
-        self, request: graph_pb2.AnalyzeQueryRequest, context: Any
-    ) -> graph_pb2.AnalyzeQueryResponse:
-        from graphgate.server.services.cypher.analyzer import analyze
-        from graphgate.server.services.graphs import QUERY_CLASS_VALUES
-
-        analysis = analyze(request.query)
-        return graph_pb2.AnalyzeQueryResponse(
-            query_class=QUERY_CLASS_VALUES[analysis.query_class], reasons=analysis.reasons
-        )
+    analysis = analyze(request.query)
+    return graph_pb2.AnalyzeQueryResponse(
+        query_class=QUERY_CLASS_VALUES[analysis.query_class], reasons=analysis.reasons
+    )
 
 
 async def bare_analyze_server(address: str) -> grpc.aio.Server:
-    """A bare grpc.aio server with AnalyzeQuery: the chain cases' own floor."""
+    """A bare grpc.aio server with AnalyzeQuery alone (the firewall's parse, the same
+    protobuf, no chain): the chain cases' own floor."""
     server = grpc.aio.server()
-    graph_pb2_grpc.add_GraphServiceServicer_to_server(_BareAnalyzer(), server)
+    handler = grpc.unary_unary_rpc_method_handler(
+        _bare_analyze,
+        request_deserializer=graph_pb2.AnalyzeQueryRequest.FromString,
+        response_serializer=graph_pb2.AnalyzeQueryResponse.SerializeToString,
+    )
+    service = grpc.method_handlers_generic_handler(
+        "graphgate.v1.GraphService", {"AnalyzeQuery": handler}
+    )
+    server.add_generic_rpc_handlers((service,))
     server.add_insecure_port(address)
     await server.start()
     return server
