@@ -22,7 +22,7 @@ import botocore.exceptions
 import valkey.asyncio as valkey_asyncio
 import valkey.exceptions
 
-from graphgate.server.engine.pool import GraphEngine
+from graphgate.server.engine.pool import MIB, GraphEngine
 from graphgate.server.errors import StoreUnavailable
 from graphgate.server.secrets.follow import ValkeyCredentials, valkey_url_and_credentials
 from graphgate.server.settings import Settings
@@ -34,7 +34,6 @@ _log = logging.getLogger("graphgate.lifecycle")
 #: Valkey calls sit on the hot path: fail fast so the caller can fail closed or
 #: fall back instead of hanging.
 VALKEY_TIMEOUT_SECONDS = 0.25
-MIB = 2**20
 
 
 @dataclass(frozen=True, slots=True)

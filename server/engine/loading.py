@@ -4,10 +4,10 @@
 table as it was), so a load is one auto-commit statement queued behind the
 graph's other writes. Into a node table that has rows, repeated primary
 keys are refused before the ``COPY`` (:func:`refuse_repeated_keys`): there
-the engine's rollback corrupts its heap. CSV (with a header) and Parquet load natively; JSON
-needs an engine extension we do not install (extensions are downloaded and
-are native code), so a JSON file is first rewritten as Parquet beside
-itself, then loaded. The engine offers no progress hook: progress is
+the engine's rollback corrupts its heap. CSV (with a header) and Parquet
+load natively; JSON needs an engine extension we do not install
+(extensions are downloaded and are native code), so a JSON file is first
+rewritten as Parquet beside itself, then loaded. The engine offers no progress hook: progress is
 reported as bytes handed to the engine, before and after the ``COPY``.
 
 Security: the path is named by the server, but it is still checked: an
@@ -151,7 +151,9 @@ def refuse_repeated_keys(
         result.close()
     if position >= len(columns):
         return  # the COPY refuses the file's shape before it writes anything
-    if "`" in columns[position]:
+    # Names go between backticks in the statements below: one holding a
+    # backtick could end the identifier and add Cypher of its own.
+    if "`" in columns[position] or "`" in name:
         raise _refuse("path", "a column name holds a backtick")
     value = f"cast(`{columns[position]}`, {string_literal(kind)})"
     [[total, keys, distinct]] = rows(

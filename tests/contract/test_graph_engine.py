@@ -586,6 +586,11 @@ async def test_a_file_without_repeats_loads_into_a_table_with_rows(engine: Graph
     missing.write_text("id,name,born\n4,d,\n,e,\n")
     with pytest.raises(InvalidArgument, match="no value for the primary key"):
         await engine.bulk_load(graph_id, "P", missing, "csv")
+    # The key column's name goes between backticks in the check's statements.
+    sneaky = uploads / f"{graph_id}-sneaky.csv"
+    sneaky.write_text("id` = 1 RETURN 1 //,name,born\n4,d,\n")
+    with pytest.raises(InvalidArgument, match="backtick"):
+        await engine.bulk_load(graph_id, "P", sneaky, "csv")
     assert await count(engine, graph_id) == 3
 
 
