@@ -34,16 +34,17 @@ import multiprocessing
 import resource
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import AsyncExitStack, contextmanager, suppress
+from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import median
 
 import psutil
+
+from benchmarks.memory import PeakSampler
 
 __all__ = ["main"]
 
@@ -135,33 +136,6 @@ def measure_engine(path: Path, file_format: str, work: Path) -> tuple[float, int
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         return pool.submit(engine_copy, str(path), file_format, str(database_dir)).result()
-
-
-class PeakSampler:
-    """Samples the RSS of some processes every 10 ms in a thread; keeps each one's peak."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self._processes = {name: psutil.Process(pid) for name, pid in pids.items()}
-        self.peaks = dict.fromkeys(pids, 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for name, process in self._processes.items():
-                with suppress(psutil.Error):  # it may be restarting
-                    self.peaks[name] = max(self.peaks[name], process.memory_info().rss)
-            self._stop.wait(0.01)
-
-    @contextmanager
-    def running(self) -> Iterator[PeakSampler]:
-        """Sample while the block runs."""
-        self._thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            self._thread.join()
 
 
 @dataclass

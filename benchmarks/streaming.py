@@ -43,7 +43,7 @@ from statistics import median
 
 import psutil
 
-from benchmarks.ingest import PeakSampler
+from benchmarks.memory import PeakSampler
 
 __all__ = ["main"]
 
