@@ -488,6 +488,10 @@ def parse_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
             values[name] = value
     if problems:
         raise ConfigurationError(problems)
+    # The embedded servers and graph workers run in directories of their own:
+    # a relative data dir would name another place for each of them.
+    data_dir = values.get("data_dir", Settings.__dataclass_fields__["data_dir"].default)
+    values["data_dir"] = Path(str(data_dir)).absolute()
     return Settings(**values)  # type: ignore[arg-type]
 
 

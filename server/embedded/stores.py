@@ -68,7 +68,8 @@ class EmbeddedStores:
             valkey: run Valkey embedded.
             s3: run SeaweedFS S3 embedded.
         """
-        self._root = Path(data_dir)
+        # Each server runs in its own directory: a relative root would move.
+        self._root = Path(data_dir).absolute()
         self._wanted = {"postgres": postgres, "valkey": valkey, "s3": s3}
         self._postgres: EmbeddedPostgres | None = None
         self._valkey: EmbeddedValkey | None = None

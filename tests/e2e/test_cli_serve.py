@@ -36,10 +36,11 @@ def _env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def _serve(env: dict[str, str]) -> subprocess.Popen[str]:
+def _serve(env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "graphgate.server", "serve"],
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -142,6 +143,29 @@ def test_serve_starts_embedded_stores_and_leaves_nothing_behind(data_dir: Path) 
     assert "applied migration" not in process.communicate()[1]
     assert _wait_gone(running) == []
     print(f"cold start {cold:.2f}s, warm start {warm:.2f}s")
+
+
+def test_serve_on_its_defaults_uses_var_in_the_working_directory(tmp_path: Path) -> None:
+    """README's first command: no GRAPHGATE_DATA_DIR, so the data dir is the relative
+    ``var``. The embedded servers run in directories of their own, so a relative
+    path must not reach them as it is."""
+    port = _free_port()
+    env = _env(tmp_path / "unused", port)
+    del env["GRAPHGATE_DATA_DIR"]
+    process = _serve(env, cwd=tmp_path)
+    try:
+        _wait_serving(port, process)
+        running = _embedded_processes(process, tmp_path / "var")
+        assert "valkey-server" in _names(running)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    assert _wait_gone(running) == []
+    assert (tmp_path / "var" / "embedded" / "valkey" / "valkey.conf").is_file()
+    assert not (tmp_path / "unused").exists()
 
 
 def test_unknown_setting_value_is_a_one_line_error(data_dir: Path) -> None:

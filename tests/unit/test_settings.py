@@ -33,6 +33,9 @@ def test_defaults_match_the_operator_surface() -> None:
     assert settings.embedded_postgres
     assert settings.embedded_valkey
     assert settings.embedded_s3
+    # Relative to where graphgate starts, made absolute once (the embedded
+    # servers and graph workers run in directories of their own).
+    assert settings.data_dir == Path.cwd() / "var"
 
 
 def test_every_documented_name_is_a_setting() -> None:
