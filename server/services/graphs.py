@@ -176,25 +176,23 @@ class GraphService:
 
     # --- members -------------------------------------------------------------
 
-    async def _root(self, graph_id: str) -> str:
-        # Membership lives on the top-level graph; a subgraph's is its parent's.
-        return await self._store.parent_of(graph_id) or graph_id
+    # Membership lives on the top-level graph; the store resolves a subgraph's parent.
 
     async def add_member(self, graph_id: str, email: str, role: int) -> MemberRecord:
         """Give an existing user a role on the graph."""
-        return await self._store.add_member(await self._root(graph_id), email, role_name(role))
+        return await self._store.add_member(graph_id, email, role_name(role))
 
     async def update_member(self, graph_id: str, user_id: str, role: int) -> MemberRecord:
         """Change a member's role; the last admin cannot step down."""
-        return await self._store.change_member(await self._root(graph_id), user_id, role_name(role))
+        return await self._store.change_member(graph_id, user_id, role_name(role))
 
     async def remove_member(self, graph_id: str, user_id: str) -> None:
         """Take a member's access away; the last admin cannot be removed."""
-        await self._store.change_member(await self._root(graph_id), user_id, None)
+        await self._store.change_member(graph_id, user_id, None)
 
     async def members(self, graph_id: str) -> list[MemberRecord]:
         """The graph's members."""
-        return await self._store.members(await self._root(graph_id))
+        return await self._store.members(graph_id)
 
     # --- schema --------------------------------------------------------------
 

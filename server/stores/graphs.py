@@ -58,7 +58,11 @@ def _graph_not_found() -> NotFound:
 
 
 class GraphStore:
-    """All SQL about graphs and members."""
+    """All SQL about graphs and members.
+
+    Members belong to a top-level graph: given a subgraph, the member
+    statements resolve its parent in SQL (``coalesce(parent_graph_id, graph_id)``).
+    """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -168,25 +172,29 @@ class GraphStore:
         return [str(r["graph_id"]) for r in rows]
 
     async def members(self, graph_id: str) -> list[MemberRecord]:
-        """Members of a top-level graph, admins first."""
+        """Members of a graph (a subgraph's are its parent's), admins first."""
         rows = await self._pool.fetch(
             "SELECT m.user_id, u.email, m.role FROM graph_members m "
-            "JOIN users u ON u.user_id = m.user_id WHERE m.graph_id = $1 "
+            "JOIN users u ON u.user_id = m.user_id WHERE m.graph_id = "
+            "(SELECT coalesce(parent_graph_id, graph_id) FROM graphs WHERE graph_id = $1) "
             "ORDER BY array_position(ARRAY['admin','member','viewer'], m.role), u.email",
             uuid.UUID(graph_id),
         )
         return [MemberRecord(str(r["user_id"]), r["email"], r["role"]) for r in rows]
 
     async def add_member(self, graph_id: str, email: str, role: str) -> MemberRecord:
-        """Give an existing user a role; ALREADY_EXISTS if they have one."""
+        """Give an existing user a role on a graph (a subgraph's parent); ALREADY_EXISTS
+        if they have one."""
         user = await self._pool.fetchrow(
             "SELECT user_id, email FROM users WHERE lower(email) = lower($1) AND active", email
         )
         if user is None:
             raise NotFound(public_message="no such user", reason="USER_NOT_FOUND")
         try:
-            await self._pool.execute(
-                "INSERT INTO graph_members (graph_id, user_id, role) VALUES ($1, $2, $3)",
+            status = await self._pool.execute(
+                "INSERT INTO graph_members (graph_id, user_id, role) "
+                "SELECT coalesce(parent_graph_id, graph_id), $2, $3 FROM graphs "
+                "WHERE graph_id = $1",
                 uuid.UUID(graph_id),
                 user["user_id"],
                 role,
@@ -195,16 +203,21 @@ class GraphStore:
             raise AlreadyExists(
                 public_message="the user is already a member", reason="ALREADY_MEMBER"
             ) from exc
+        if status == "INSERT 0 0":  # the graph was deleted meanwhile
+            raise _graph_not_found()
         return MemberRecord(str(user["user_id"]), user["email"], role)
 
     async def change_member(self, graph_id: str, user_id: str, role: str | None) -> MemberRecord:
-        """Set a member's role (None removes them); the last admin stays."""
+        """Set a member's role on a graph (a subgraph's parent; None removes them);
+        the last admin stays."""
         async with self._pool.acquire() as conn, conn.transaction():
             # Locking every membership row of the graph serialises concurrent
             # changes, so two admins cannot demote each other at once.
             rows = await conn.fetch(
-                "SELECT m.user_id, u.email, m.role FROM graph_members m "
-                "JOIN users u ON u.user_id = m.user_id WHERE m.graph_id = $1 FOR UPDATE OF m",
+                "SELECT m.graph_id, m.user_id, u.email, m.role FROM graph_members m "
+                "JOIN users u ON u.user_id = m.user_id WHERE m.graph_id = "
+                "(SELECT coalesce(parent_graph_id, graph_id) FROM graphs WHERE graph_id = $1) "
+                "FOR UPDATE OF m",
                 uuid.UUID(graph_id),
             )
             current = next((r for r in rows if str(r["user_id"]) == user_id), None)
@@ -215,16 +228,17 @@ class GraphStore:
                 raise FailedPrecondition(
                     public_message="a graph must keep at least one admin", reason="LAST_ADMIN"
                 )
+            root = current["graph_id"]
             if role is None:
                 await conn.execute(
                     "DELETE FROM graph_members WHERE graph_id = $1 AND user_id = $2",
-                    uuid.UUID(graph_id),
+                    root,
                     uuid.UUID(user_id),
                 )
             else:
                 await conn.execute(
                     "UPDATE graph_members SET role = $3 WHERE graph_id = $1 AND user_id = $2",
-                    uuid.UUID(graph_id),
+                    root,
                     uuid.UUID(user_id),
                     role,
                 )

@@ -242,6 +242,47 @@ async def test_c9_subgraphs_are_separate_databases_with_the_parents_access(
     )
 
 
+async def test_c9_member_calls_on_a_subgraph_act_on_its_parent(channel: aio.Channel) -> None:
+    """C9: a subgraph has no members of its own: adding, changing, removing and
+    listing members through a subgraph's id does so on its parent."""
+    tenant = await _tenant(channel, "parent")
+    member = await register(channel)
+    stub = graph_pb2_grpc.GraphServiceStub(channel)
+    owner = bearer(tenant.owner.token)
+    sub = await stub.CreateSubgraph(
+        graph_pb2.CreateSubgraphRequest(graph_id=tenant.graph_id, name="child"), metadata=owner
+    )
+    sub_id = sub.graph.graph_id
+    await stub.AddMember(
+        graph_pb2.AddMemberRequest(
+            graph_id=sub_id, email=member.email, role=common_pb2.ROLE_VIEWER
+        ),
+        metadata=owner,
+    )
+
+    async def roles(graph_id: str) -> dict[str, int]:
+        listed = await stub.ListMembers(
+            graph_pb2.ListMembersRequest(graph_id=graph_id), metadata=owner
+        )
+        return {m.email: m.role for m in listed.members}
+
+    expected = {tenant.owner.email: common_pb2.ROLE_ADMIN, member.email: common_pb2.ROLE_VIEWER}
+    assert await roles(tenant.graph_id) == await roles(sub_id) == expected
+    await stub.UpdateMember(
+        graph_pb2.UpdateMemberRequest(
+            graph_id=sub_id, user_id=member.user_id, role=common_pb2.ROLE_MEMBER
+        ),
+        metadata=owner,
+    )
+    assert (await roles(tenant.graph_id))[member.email] == common_pb2.ROLE_MEMBER
+    await stub.RemoveMember(
+        graph_pb2.RemoveMemberRequest(graph_id=sub_id, user_id=member.user_id), metadata=owner
+    )
+    assert await roles(tenant.graph_id) == {tenant.owner.email: common_pb2.ROLE_ADMIN}
+    query = graph_pb2.ExecuteQueryRequest(graph_id=tenant.graph_id, query="RETURN 1")
+    assert (await _outcome(stub, "ExecuteQuery", query, member.token))[0] == "NOT_FOUND"
+
+
 async def test_c9_deleting_a_graph_deletes_its_subgraphs(channel: aio.Channel) -> None:
     tenant = await _tenant(channel, "doomed")
     stub = graph_pb2_grpc.GraphServiceStub(channel)
