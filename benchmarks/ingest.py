@@ -48,7 +48,6 @@ from benchmarks.memory import PeakSampler
 
 __all__ = ["main"]
 
-_SECRET = "bench-only-jwt-signing-key-" + "0123456789abcdef" * 4
 _SCHEMA = "CREATE NODE TABLE Item(id INT64 PRIMARY KEY, name STRING, score DOUBLE, amount INT64)"
 _MIB = 2**20
 #: The graph workers' defaults (`GraphEngine`), so both sides run the same engine setup.
@@ -158,18 +157,7 @@ async def measure(
     import httpx
     from grpc import aio
 
-    from graphgate.server import app
-    from graphgate.server.app import GraphgateServer
-    from graphgate.server.assembly import Services, build_services
-    from graphgate.server.audit import AuditLog
-    from graphgate.server.embedded import EmbeddedStores
-    from graphgate.server.handlers.uploads import UploadServicer
-    from graphgate.server.lifecycle import open_stores
-    from graphgate.server.runner import resolve
-    from graphgate.server.services.uploads import UploadLimits, UploadService
-    from graphgate.server.settings import Settings
-    from graphgate.server.stores.objects import ObjectStore
-    from graphgate.server.stores.uploads import UploadStore
+    from benchmarks.cases.chain import ChainServer
     from graphgate.v1 import (
         auth_pb2,
         auth_pb2_grpc,
@@ -181,35 +169,11 @@ async def measure(
 
     formats = {"csv": upload_pb2.UPLOAD_FORMAT_CSV, "parquet": upload_pb2.UPLOAD_FORMAT_PARQUET}
     results: dict[str, list[Round]] = {name: [] for name in files}
-    data_dir = work / "service"
-    data_dir.mkdir()
-    embedded = EmbeddedStores(data_dir / "embedded", postgres=True, valkey=True, s3=True)
-    settings = resolve(
-        Settings(data_dir=data_dir, jwt_secret_key=_SECRET, bcrypt_rounds=4),
-        embedded.start(),
-    )
+    server = ChainServer()
     try:
+        port = await server.start("127.0.0.1:0", rate_limits=False)
+        stores = server.stores
         async with AsyncExitStack() as stack:
-            stores = await stack.enter_async_context(open_stores(settings, create_bucket=True))
-            built = build_services(settings, stores, AuditLog(enabled=False))
-            stack.push_async_callback(built.aclose)
-            uploads = UploadService(
-                store=UploadStore(stores.postgres),
-                objects=ObjectStore(stores.s3, stores.s3_bucket),
-                engine=stores.engine,
-                audit=built.audit,
-                limits=UploadLimits(),
-                work_dir=data_dir / "uploads",
-            )
-            original = app.servicers
-
-            def with_uploads(services: Services) -> dict[str, object]:
-                return {**original(services), "graphgate.v1.UploadService": UploadServicer(uploads)}
-
-            app.servicers = with_uploads
-            server = GraphgateServer(built)
-            port = await server.start("127.0.0.1:0")
-            stack.push_async_callback(server.drain, pause=0, grace=1)
             channel = await stack.enter_async_context(aio.insecure_channel(f"127.0.0.1:{port}"))
             session = await auth_pb2_grpc.AuthServiceStub(channel).Register(
                 auth_pb2.RegisterRequest(
@@ -290,10 +254,8 @@ async def measure(
                     f"  {file_format}: engine {engine_s:.2f} s, service {elapsed:.2f} s",
                     file=sys.stderr,
                 )
-            app.servicers = original
-            await uploads.aclose()
     finally:
-        embedded.stop()
+        await server.stop(1)
     return results
 
 

@@ -47,7 +47,6 @@ from benchmarks.memory import PeakSampler
 
 __all__ = ["main"]
 
-_SECRET = "bench-only-jwt-signing-key-" + "0123456789abcdef" * 4
 _SCHEMA = "CREATE NODE TABLE Item(id INT64 PRIMARY KEY, name STRING)"
 _QUERY = "MATCH (i:Item) RETURN i.id, i.name"
 _MIB = 2**20
@@ -161,39 +160,19 @@ async def measure(
     """Rounds of the direct read and the service stream, interleaved, per size."""
     from grpc import aio
 
-    from graphgate.server.app import GraphgateServer
-    from graphgate.server.assembly import build_services
-    from graphgate.server.audit import AuditLog
-    from graphgate.server.embedded import EmbeddedStores
-    from graphgate.server.lifecycle import open_stores
-    from graphgate.server.runner import resolve
-    from graphgate.server.settings import Settings
+    from benchmarks.cases.chain import ChainServer
     from graphgate.v1 import auth_pb2, auth_pb2_grpc, graph_pb2, graph_pb2_grpc
 
     results: dict[int, list[Round]] = {size: [] for size in sizes}
-    data_dir = work / "service"
-    (data_dir / "uploads").mkdir(parents=True)
-    embedded = EmbeddedStores(data_dir / "embedded", postgres=True, valkey=True, s3=True)
-    settings = resolve(
-        Settings(
-            data_dir=data_dir,
-            jwt_secret_key=_SECRET,
-            bcrypt_rounds=4,
-            # One client reads up to 10M rows: the stream category's hourly budget is not the point.
-            rate_limit_enabled=False,
-            graph_buffer_pool_mib=pool_mib,
-        ),
-        embedded.start(),
-    )
     spawn = multiprocessing.get_context("spawn")
+    server = ChainServer()
     try:
+        # One client reads up to 10M rows: the stream category's budget is not the point.
+        port = await server.start("127.0.0.1:0", rate_limits=False, graph_buffer_pool_mib=pool_mib)
+        stores = server.stores
+        uploads = stores.engine.data_dir / "uploads"
+        uploads.mkdir(exist_ok=True)
         async with AsyncExitStack() as stack:
-            stores = await stack.enter_async_context(open_stores(settings, create_bucket=True))
-            built = build_services(settings, stores, AuditLog(enabled=False))
-            stack.push_async_callback(built.aclose)
-            server = GraphgateServer(built)
-            port = await server.start("127.0.0.1:0")
-            stack.push_async_callback(server.drain, pause=0, grace=1)
             channel = await stack.enter_async_context(aio.insecure_channel(f"127.0.0.1:{port}"))
             session = await auth_pb2_grpc.AuthServiceStub(channel).Register(
                 auth_pb2.RegisterRequest(
@@ -207,7 +186,7 @@ async def measure(
             pool = stack.enter_context(ProcessPoolExecutor(max_workers=1, mp_context=spawn))
             loop = asyncio.get_running_loop()
             for size in sizes:
-                parquet = data_dir / "uploads" / f"items-{size}.parquet"
+                parquet = uploads / f"items-{size}.parquet"
                 await loop.run_in_executor(pool, write_file, parquet, size)
                 created = await graphs.CreateGraph(
                     graph_pb2.CreateGraphRequest(name=f"stream {size}", schema=[_SCHEMA]),
@@ -253,7 +232,7 @@ async def measure(
                     )
                 parquet.unlink()
     finally:
-        embedded.stop()
+        await server.stop(1)
     return results
 
 

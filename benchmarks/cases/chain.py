@@ -11,6 +11,7 @@ revocation and rate limit) plus protobuf and the query firewall's parse.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -44,9 +45,18 @@ class ChainServer:
 
     def __init__(self) -> None:
         self._stack = AsyncExitStack()
+        self._data_dir: Path | None = None
         self._embedded: Any = None
         self._server: Any = None
         self._gateway: Any = None
+        self._stores: Any = None
+
+    @property
+    def stores(self) -> Any:
+        """The running server's stores (``Stores``: engine, pools, clients), once started."""
+        if self._stores is None:
+            raise RuntimeError("the server has not started")
+        return self._stores
 
     async def start(
         self,
@@ -56,9 +66,10 @@ class ChainServer:
         bcrypt_rounds: int = 4,
         operator_key: str | None = None,
         gateway_address: str | None = None,
+        **settings: object,
     ) -> int:
         """Serve gRPC at ``address`` (and the sidecar at ``gateway_address``);
-        returns the gRPC port."""
+        returns the gRPC port. ``settings`` are further ``Settings`` fields."""
         from graphgate.clients.gateway import GatewayOptions, start_gateway
         from graphgate.server.app import GraphgateServer
         from graphgate.server.assembly import build_services
@@ -68,10 +79,10 @@ class ChainServer:
         from graphgate.server.runner import resolve
         from graphgate.server.settings import Settings
 
-        data_dir = Path(tempfile.mkdtemp(prefix="graphgate-bench-"))
+        data_dir = self._data_dir = Path(tempfile.mkdtemp(prefix="graphgate-bench-"))
         self._embedded = EmbeddedStores(data_dir / "embedded", postgres=True, valkey=True, s3=True)
         endpoints = self._embedded.start()
-        settings = resolve(
+        resolved = resolve(
             Settings(
                 data_dir=data_dir,
                 jwt_secret_key=_SECRET,
@@ -86,11 +97,13 @@ class ChainServer:
                 ),
                 security_audit_enabled=True,
                 operator_api_key=operator_key,
+                **settings,  # type: ignore[arg-type]
             ),
             endpoints,
         )
-        stores = await self._stack.enter_async_context(open_stores(settings, create_bucket=True))
-        services = build_services(settings, stores, AuditLog(enabled=True))
+        stores = await self._stack.enter_async_context(open_stores(resolved, create_bucket=True))
+        self._stores = stores
+        services = build_services(resolved, stores, AuditLog(enabled=True))
         self._stack.push_async_callback(services.aclose)
         self._server = GraphgateServer(services)
         port: int = await self._server.start(address)
@@ -108,6 +121,8 @@ class ChainServer:
         await self._stack.aclose()
         if self._embedded is not None:
             self._embedded.stop()
+        if self._data_dir is not None:
+            shutil.rmtree(self._data_dir, ignore_errors=True)
 
 
 async def chain_server(address: str) -> ChainServer:
