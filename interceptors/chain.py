@@ -140,32 +140,6 @@ def _wrap_handler(handler: _Handler, steps: tuple[_Step, ...], full_method: str)
     )
 
 
-async def _enter(steps: tuple[_Step, ...], request: Any, context: Context, full_method: str) -> int:
-    """Run the enter hooks in order; returns how many links were entered.
-
-    Raises :class:`_Refused` when a hook raises; the link whose ``enter``
-    raised counts as entered, so it gets its ``exit``.
-    """
-    entered = 0
-    for step in steps:
-        entered += 1
-        if step.enter is not None:
-            try:
-                await step.enter(request, context, full_method)
-            except BaseException as error:
-                raise _Refused(entered, error) from None
-    return entered
-
-
-class _Refused(Exception):
-    """An enter hook raised ``error`` after ``entered`` links were entered."""
-
-    def __init__(self, entered: int, error: BaseException) -> None:
-        super().__init__()
-        self.entered = entered
-        self.error = error
-
-
 async def _unwind(
     steps: Sequence[_Step], context: Context, error: BaseException | None, *, respond: bool
 ) -> BaseException | None:
@@ -196,14 +170,16 @@ def _around_unary(
     streaming_request: bool,
 ) -> Callable[[Any, Context], Awaitable[Any]]:
     async def unary(request: Any, context: Context) -> Any:
-        entered = len(steps)
+        message = None if streaming_request else request
+        entered = 0  # a link whose enter raised counts: it gets its exit
         error: BaseException | None = None
         response = None
         try:
-            await _enter(steps, None if streaming_request else request, context, full_method)
+            for step in steps:
+                entered += 1
+                if step.enter is not None:
+                    await step.enter(message, context, full_method)
             response = await behavior(request, context)
-        except _Refused as refused:
-            entered, error = refused.entered, refused.error
         except BaseException as raised:
             error = raised
         error = await _unwind(steps[:entered], context, error, respond=True)
@@ -222,11 +198,15 @@ def _around_stream(
     streaming_request: bool,
 ) -> Callable[[Any, Context], AsyncIterator[Any]]:
     async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
-        entered = len(steps)
+        message = None if streaming_request else request
+        entered = 0  # a link whose enter raised counts: it gets its exit
         error: BaseException | None = None
         responded = False
         try:
-            await _enter(steps, None if streaming_request else request, context, full_method)
+            for step in steps:
+                entered += 1
+                if step.enter is not None:
+                    await step.enter(message, context, full_method)
             async for item in _as_async_iterator(behavior(request, context)):
                 if not responded:
                     responded = True
@@ -234,8 +214,6 @@ def _around_stream(
                 yield item
             if not responded:
                 await _respond(steps, context)
-        except _Refused as refused:
-            entered, error = refused.entered, refused.error
         except BaseException as raised:  # GeneratorExit too: the client went away
             error = raised
         error = await _unwind(steps[:entered], context, error, respond=False)
