@@ -70,12 +70,13 @@ def checked_source(path: str, data_dir: Path) -> Path:
 
 
 def checked_table(connection: ladybug.Connection, table: str) -> str:
-    """``table``, if the graph has such a node or relationship table (no backtick in it)."""
+    """The kind (``NODE`` or ``REL``) of the graph's table ``table`` (no backtick in it)."""
     if not table or "`" in table:
         raise _refuse("table", "is not a table name")
-    if table not in table_kinds(connection):
+    kind = table_kinds(connection).get(table)
+    if kind is None:
         raise NotFound(public_message=f"table {table} not found", reason="TABLE_NOT_FOUND")
-    return table
+    return kind
 
 
 def json_as_parquet(source: Path) -> Path:
@@ -109,11 +110,8 @@ def json_as_parquet(source: Path) -> Path:
 def _primary_key(connection: ladybug.Connection, table: str) -> tuple[int, str, str] | None:
     """A node table's primary key as (position among the file's columns, name, type).
 
-    None for a relationship table, and for a SERIAL key (the engine numbers
-    it; files leave it out).
+    None for a SERIAL key (the engine numbers it; files leave it out).
     """
-    if table_kinds(connection).get(table) != "NODE":
-        return None
     position = 0
     for row in rows(connection, f"CALL table_info({string_literal(table)}) RETURN *"):
         name, kind, is_key = str(row[1]), str(row[2]), row[4] is True
@@ -127,7 +125,7 @@ def _primary_key(connection: ladybug.Connection, table: str) -> tuple[int, str, 
 def refuse_repeated_keys(
     connection: ladybug.Connection, table: str, source: Path, file_format: str
 ) -> None:
-    """Refuse a file that repeats a primary key or holds one ``table`` already has.
+    """Refuse a file that repeats a primary key or holds one the node table ``table`` has.
 
     Only needed, and only run, when the table has rows: LadybugDB 0.22
     rolls such a ``COPY`` back but corrupts its heap doing so, and the
@@ -176,9 +174,12 @@ def refuse_repeated_keys(
         )
 
 
-def copy_into(connection: ladybug.Connection, table: str, source: Path, file_format: str) -> int:
-    """``COPY`` ``source`` into the graph's ``table``; returns the rows loaded."""
-    refuse_repeated_keys(connection, table, source, file_format)
+def copy_into(
+    connection: ladybug.Connection, table: str, kind: str, source: Path, file_format: str
+) -> int:
+    """``COPY`` ``source`` into the graph's ``table`` of ``kind``; returns the rows loaded."""
+    if kind == "NODE":
+        refuse_repeated_keys(connection, table, source, file_format)
     statement = f"COPY `{table}` FROM {string_literal(str(source))} {OPTIONS[file_format]}"
     answer = rows(connection, statement)
     copied = _COPIED.match(str(answer[0][0])) if answer else None
@@ -198,7 +199,8 @@ async def load(
         raise _refuse("file_format", "must be csv, parquet or json")
     source = checked_source(request.path, data_dir)
     size = source.stat().st_size
-    table = await session.run(lambda: checked_table(session.connection(), request.table))
+    table = request.table
+    kind = await session.run(lambda: checked_table(session.connection(), table))
     await send(worker_pb2.LoadFileResponse(progress=worker_pb2.LoadProgress(bytes_total=size)))
     loadable, fmt = source, file_format
     try:
@@ -206,7 +208,7 @@ async def load(
             loadable = await session.run(lambda: json_as_parquet(source))
             fmt = "parquet"
         rows = await session.run_writing(
-            lambda: copy_into(session.connection(), table, loadable, fmt)
+            lambda: copy_into(session.connection(), table, kind, loadable, fmt)
         )
     finally:
         if loadable != source:
